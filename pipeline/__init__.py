@@ -1,0 +1,1 @@
+"""TinyML deployment pipeline: (x, y) data -> Keras -> int8 TFLite -> firmware sources -> verified device."""

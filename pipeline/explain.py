@@ -1,0 +1,83 @@
+"""What was learned, shown as the lesson shows it: weights, the equation, a prediction by hand."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import keras
+
+
+@dataclass(frozen=True)
+class Layer:
+    units: int
+    activation: str
+    weights: np.ndarray  # [in, out], as Keras stores them
+    biases: np.ndarray
+
+
+def layers(model: keras.Model) -> list[Layer]:
+    out = []
+    for layer in model.layers:
+        kernel, bias = layer.get_weights()
+        out.append(Layer(int(kernel.shape[1]), keras.activations.serialize(layer.activation) if not
+                         isinstance(layer.activation, str) else layer.activation, kernel, bias))
+    return out
+
+
+def _activation(name: str, z: np.ndarray) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "relu6":
+        return np.clip(z, 0, 6)
+    return z
+
+
+def by_hand(model_layers: list[Layer], x: np.ndarray) -> np.ndarray:
+    """Each neuron's sum w1*x1 + w2*x2 + ... + b, layer after layer, in float64."""
+    h = np.asarray(x, dtype=np.float64)
+    for layer in model_layers:
+        h = _activation(layer.activation, h @ layer.weights.astype(np.float64) + layer.biases)
+    return h
+
+
+def _term(coefficient: float, name: str, first: bool) -> str:
+    sign = "-" if coefficient < 0 else ("" if first else "+")
+    text = f"{abs(coefficient):.4f}{name}"
+    return f"{sign}{text}" if first else f" {sign} {text}"
+
+
+def equation(model_layers: list[Layer], names: tuple[str, ...], inputs: int) -> list[str] | None:
+    """The composed affine map, when every activation is linear: 'y = 1.9974x - 0.9918'."""
+    if any(layer.activation not in ("linear", None) for layer in model_layers):
+        return None
+    weights = np.eye(inputs)
+    bias = np.zeros(inputs)
+    for layer in model_layers:
+        weights = weights @ layer.weights.astype(np.float64)
+        bias = bias @ layer.weights.astype(np.float64) + layer.biases
+    lines = []
+    for j in range(weights.shape[1]):
+        text = "".join(_term(float(weights[i, j]), names[i], i == 0) for i in range(inputs))
+        lines.append(f"{names[inputs + j]} = {text}{_term(float(bias[j]), '', False)}")
+    return lines
+
+
+def hand_computation(model_layers: list[Layer], x: float) -> list[str]:
+    """The lesson's two-layer arithmetic spelled out for one input value (small networks only)."""
+    lines = []
+    h = np.array([x], dtype=np.float64)
+    names = ["x"]
+    for depth, layer in enumerate(model_layers, start=1):
+        outs = []
+        for j in range(layer.units):
+            terms = " + ".join(f"{layer.weights[i, j]:.6g}*{names[i]}" for i in range(len(names)))
+            z = float(h @ layer.weights[:, j].astype(np.float64) + layer.biases[j])
+            value = float(_activation(layer.activation, np.array(z)))
+            body = f"{terms} + {layer.biases[j]:.6g}"
+            expression = body if layer.activation in ("linear", None) else f"{layer.activation}({body})"
+            label = f"h{depth}_{j + 1}" if depth < len(model_layers) else (f"y{j + 1}" if layer.units > 1 else "y")
+            lines.append(f"{label} = {expression} = {value:.6f}")
+            outs.append(value)
+        h = np.array(outs)
+        names = [f"h{depth}_{j + 1}" for j in range(layer.units)]
+    return lines

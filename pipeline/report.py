@@ -1,0 +1,114 @@
+"""The build's report: report.json for programs, report.md and two pictures for people."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.files import write_all
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def fit_png(report: dict[str, Any], curve: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray) -> bytes | None:
+    """Training points, float and int8 curves, the calibrated range and the lesson's x = 10."""
+    if not curve:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = report["quantization"]["input_range"]
+    fig, (ax, err) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    for axis in (ax, err):
+        axis.axvspan(lo, hi, color="tab:green", alpha=0.08, label=f"calibrated range [{lo:g}, {hi:g}]")
+        axis.grid(alpha=0.3)
+    ax.plot(curve["x"], curve["float"], color="tab:blue", lw=1.5, label="Keras float")
+    ax.step(curve["x"], curve["int8"], where="mid", color="tab:orange", lw=1, label="int8 (as the device computes)")
+    ax.scatter(xs[:, 0], ys[:, 0], color="black", zorder=3, label="training data")
+    err.plot(curve["x"], curve["int8"] - curve["float"], color="tab:orange", lw=1)
+    inside = (curve["x"] >= lo) & (curve["x"] <= hi)
+    limit = 1.6 * float(np.max(np.abs(curve["int8"] - curve["float"])[inside], initial=0.0)) or 1.0
+    err.set_ylim(-limit, limit)
+    err.set_ylabel("int8 - float")
+    lesson = report.get("lesson")
+    if lesson:
+        for axis in (ax, err):
+            axis.axvline(lesson["x"], color="tab:red", ls="--", lw=1)
+        ax.text(0.98, 0.04, f"x = {lesson['x']:g}: float {lesson['float']:.3f}, int8 {lesson['int8']:.3f}",
+                transform=ax.transAxes, ha="right", fontsize=9, color="tab:red")
+    err.set_xlabel("x")
+    ax.set_ylabel("y")
+    equation = report["learned"].get("equation")
+    ax.set_title(f"{report['model']['name']}: {equation[0] if equation else 'float and int8 answers'}")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def loss_png(losses: np.ndarray, title: str) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(np.arange(1, len(losses) + 1), losses, color="tab:blue")
+    if np.all(losses > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (MSE)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m, q, c = r["model"], r["quantization"], r["check"]
+    lines = [f"# Build report: {m['name']}", "",
+             f"Data: {r['data']['source']} ({r['data']['rows']} rows, {m['inputs']} input(s), {m['outputs']} output(s)).",
+             f"Training: {r['training']['trainer']}, {r['training']['epochs']} epochs, {r['training']['optimizer']} "
+             f"lr {r['training']['lr']}, final loss {r['training']['final_loss']:.6g}.", "", "## What was learned", ""]
+    for k, layer in enumerate(r["learned"]["layers"], start=1):
+        lines.append(f"- layer {k} ({layer['units']} unit(s), {layer['activation']}): weights {layer['weights']}, biases {layer['biases']}")
+    for eq in r["learned"].get("equation") or []:
+        lines.append(f"- equation: `{eq}`")
+    if r["learned"].get("by_hand"):
+        lines += ["", "By hand at x = 10:", "", "```", *r["learned"]["by_hand"], "```"]
+    lines += ["", "## Quantization", "",
+              f"int8 input scale {q['input']['scale']:.6g} zero point {q['input']['zero_point']}, output scale "
+              f"{q['output']['scale']:.6g} zero point {q['output']['zero_point']}; calibrated over "
+              f"[{q['input_range'][0]:g}, {q['input_range'][1]:g}]; Dense weights {'per channel' if q['per_channel'] else 'per tensor'}.",
+              f"Flatbuffer {m['tflite_bytes']} bytes, SHA-256 `{m['sha256']}`; ops {', '.join(m['ops'])}; "
+              f"tensor arena {m['arena_bytes']} B (TFLM measured {m['arena_measured_bytes']} B).", "",
+              "## Check: float vs int8", "",
+              f"TFLM vs integer reference: {c['oracle']}, {c['mismatches']} mismatches over {c['sweep_count']} inputs.", "",
+              "| set | MAE | RMSE | max abs | max LSB | L2 rel | cosine |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for label, e in (("calibrated range", c["errors"]), ("all input codes" if m["inputs"] == 1 else "sweep", c["sweep_errors"])):
+        lines.append(f"| {label} | {e['mae']:.4g} | {e['rmse']:.4g} | {e['max_abs']:.4g} | {e['max_lsb']:.3g} | "
+                     f"{e['l2_relative']:.3g} | {e['cosine']:.6f} |")
+    lines += ["", f"Tolerance: {c['tolerance_lsb']:g} output steps: passed.", "", "| x | float | int8 | |", "| --- | --- | --- | --- |"]
+    for p in c["points"]:
+        lines.append(f"| {', '.join(f'{v:g}' for v in p['x'])} | {', '.join(f'{v:.4f}' for v in p['float'])} | "
+                     f"{', '.join(f'{v:.4f}' for v in p['int8'])} | {'clipped' if p['clipped'] else ''} |")
+    if r.get("footprint"):
+        lines += ["", "## Footprint", ""] + [f"- {k}: {v}" for k, v in r["footprint"].items()]
+    lines += ["", "## Time", ""] + [f"- {k}: {v:.2f} s" for k, v in r["timings"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write(directory: Path, report: dict[str, Any], pictures: dict[str, bytes | None]) -> list[Path]:
+    files = {"report.json": (json.dumps(report, indent=1) + "\n").encode(), "report.md": markdown(report).encode()}
+    files.update({name: data for name, data in pictures.items() if data is not None})
+    return write_all(Path(directory), files)

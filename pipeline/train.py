@@ -1,0 +1,156 @@
+"""Training: the lesson's Keras setup, run as compiled steps, and its hand-written GradientTape loop."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from pipeline.data import Dataset
+
+ACTIVATIONS = ("linear", "relu", "relu6")
+"""Activations that int8 TFLM fuses into FULLY_CONNECTED, so both engines compute them."""
+
+
+class TrainingError(RuntimeError):
+    """Training did not produce a usable model."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    hidden: tuple[int, ...] = ()
+    activation: str = "linear"
+    trainer: str = "fit"
+    epochs: int = 500
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    seed: int = 0
+
+
+@dataclass
+class Trained:
+    model: keras.Model
+    losses: np.ndarray
+    seconds: float
+    trajectory: list[dict[str, float]] = field(default_factory=list)
+
+
+def build_model(inputs: int, outputs: int, hidden: tuple[int, ...], activation: str) -> keras.Model:
+    """Dense layers as in the lesson; Keras 3 wants an explicit Input, not input_shape=.
+
+    Fixed names: tensor names end up in the flatbuffer, so Keras's per-process counters
+    (dense_1, dense_2, ...) would change its bytes and hash from one build to the next."""
+    sizes = [*hidden, outputs]
+    layers: list[keras.layers.Layer] = [keras.Input(shape=(inputs,), name="x")]
+    layers += [keras.layers.Dense(units, activation=activation if k < len(hidden) else None, name=f"dense_{k + 1}")
+               for k, units in enumerate(sizes)]
+    return keras.Sequential(layers, name="model")
+
+
+def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.lr)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.lr)
+    raise TrainingError(f"unknown optimizer {config.optimizer!r} (choose sgd or adam)")
+
+
+Progress = Callable[[int, int, float], None]
+
+
+def progress_bar(stream=sys.stderr) -> Progress:
+    """A one-line bar, shown only on a terminal and only once training is seen to take a while."""
+    started = time.perf_counter()
+
+    def show(done: int, total: int, loss: float) -> None:
+        elapsed = time.perf_counter() - started
+        if not stream.isatty() or (done < total and elapsed * total / max(done, 1) < 1.0):
+            return
+        filled = int(30 * done / total)
+        stream.write(f"\rtraining [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} loss {loss:.4g} ")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+    return show
+
+
+def _check(losses: np.ndarray, model: keras.Model, lr: float) -> None:
+    bad = np.flatnonzero(~np.isfinite(losses))
+    weights_ok = all(np.all(np.isfinite(w)) for w in model.get_weights())
+    if bad.size or not weights_ok:
+        epoch = int(bad[0]) + 1 if bad.size else len(losses)
+        raise TrainingError(f"training diverged: the loss became {losses[bad[0]] if bad.size else 'finite but the weights did not'}"
+                            f" at epoch {epoch}; lower the learning rate (--lr, now {lr}) or scale the data")
+
+
+def fit(data: Dataset, config: TrainConfig, progress: Progress | None = None) -> Trained:
+    """The seed's SGD + MSE full-batch epochs, compiled: same weights as model.fit, without 30 ms per epoch."""
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_model(data.inputs, data.outputs, config.hidden, config.activation)
+    optimizer = _optimizer(config)
+    loss_fn = keras.losses.MeanSquaredError()
+    x, y = tf.constant(data.x), tf.constant(data.y)
+
+    @tf.function(reduce_retracing=True)
+    def steps(n: tf.Tensor) -> tf.Tensor:
+        losses = tf.TensorArray(tf.float32, size=n)
+        for i in tf.range(n):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            losses = losses.write(i, loss)
+        return losses.stack()
+
+    started = time.perf_counter()
+    chunk = max(1, math.ceil(config.epochs / 20))
+    history: list[np.ndarray] = []
+    done = 0
+    while done < config.epochs:
+        n = min(chunk, config.epochs - done)
+        history.append(steps(tf.constant(n)).numpy())
+        done += n
+        if progress is not None:
+            progress(done, config.epochs, float(history[-1][-1]))
+    losses = np.concatenate(history) if history else np.zeros(0, dtype=np.float32)
+    _check(losses, model, config.lr)
+    return Trained(model, losses, time.perf_counter() - started)
+
+
+def tape(data: Dataset, config: TrainConfig, progress: Progress | None = None) -> Trained:
+    """The lesson's own loop: w = b = 10, y = w*x + b, MSE, step against the gradient."""
+    if data.inputs != 1 or data.outputs != 1 or config.hidden:
+        raise TrainingError("--trainer tape trains the lesson's single neuron: one input, one output, no --hidden")
+    started = time.perf_counter()
+    w, b = tf.Variable(10.0), tf.Variable(10.0)
+    x, y = tf.constant(data.x[:, 0]), tf.constant(data.y[:, 0])
+    trajectory, losses = [], []
+    for epoch in range(1, config.epochs + 1):
+        with tf.GradientTape() as g:
+            loss = tf.reduce_mean(tf.square(w * x + b - y))
+        dw, db = g.gradient(loss, [w, b])
+        w.assign_sub(config.lr * dw)
+        b.assign_sub(config.lr * db)
+        losses.append(float(loss))
+        trajectory.append({"epoch": epoch, "w": float(w), "b": float(b), "loss": float(loss)})
+        if progress is not None:
+            progress(epoch, config.epochs, float(loss))
+    model = build_model(1, 1, (), "linear")
+    model.layers[-1].set_weights([np.array([[float(w)]], dtype=np.float32), np.array([float(b)], dtype=np.float32)])
+    result = Trained(model, np.array(losses, dtype=np.float32), time.perf_counter() - started, trajectory)
+    _check(result.losses, model, config.lr)
+    return result
+
+
+def train(data: Dataset, config: TrainConfig, progress: Progress | None = None) -> Trained:
+    if config.trainer == "tape":
+        return tape(data, config, progress)
+    if config.trainer == "fit":
+        return fit(data, config, progress)
+    raise TrainingError(f"unknown trainer {config.trainer!r} (choose fit or tape)")

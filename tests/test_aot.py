@@ -1,0 +1,70 @@
+"""The emitted AOT C engine, compiled with the host's C compiler, against TFLM bit for bit."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import emit, oracle, reference, tflite_model
+import trained
+
+CC = shutil.which("cc") or shutil.which("gcc")
+
+HARNESS = r"""
+#include <stdio.h>
+#include "model_aot.h"
+int main(void) {
+  int8_t in[MODEL_INPUT_COUNT], out[MODEL_OUTPUT_COUNT];
+  int v;
+  for (;;) {
+    for (int i = 0; i < MODEL_INPUT_COUNT; ++i) { if (scanf("%d", &v) != 1) return 0; in[i] = (int8_t)v; }
+    model_aot_invoke(in, out);
+    for (int o = 0; o < MODEL_OUTPUT_COUNT; ++o) printf("%d%c", out[o], o + 1 < MODEL_OUTPUT_COUNT ? ' ' : '\n');
+  }
+}
+"""
+
+
+def run_aot(model: bytes, codes: np.ndarray, folder: Path) -> np.ndarray:
+    parsed = tflite_model.read(model)
+    facts = emit.facts(parsed, "test", (-1.0, 1.0), 0, 4.0)
+    for name, content in emit.sources(model, parsed, facts, {"codes": [], "float": []}).items():
+        (folder / name).write_bytes(content)
+    (folder / "harness.c").write_text(HARNESS)
+    exe = folder / "aot"
+    subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fsanitize=undefined",
+                    "-fno-sanitize-recover", "-I", str(folder), str(folder / "model_aot.c"), str(folder / "harness.c"),
+                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    text = "\n".join(" ".join(str(int(c)) for c in row) for row in codes) + "\n"
+    out = subprocess.run([str(exe)], input=text, capture_output=True, text=True, check=True).stdout
+    return np.array([[int(v) for v in line.split()] for line in out.splitlines()], dtype=np.int8)
+
+
+@pytest.mark.skipif(CC is None, reason="no C compiler")
+@pytest.mark.parametrize("make", [
+    lambda: trained.tflite(),
+    lambda: trained.tflite((2,)),
+    lambda: trained.random_tflite(1, (16, 16), 1, "relu", False),
+    lambda: trained.random_tflite(1, (16, 16), 1, "relu", True),
+    lambda: trained.random_tflite(3, (8,), 2, "relu6", True),
+], ids=["neuron", "two-layer", "relu-16x16", "relu-16x16-per-channel", "3in-2out-relu6-per-channel"])
+def test_aot_matches_oracle(make, tmp_path):
+    model = make()
+    parsed = tflite_model.read(model)
+    codes = trained.all_codes(len(parsed.input.shape) and parsed.input.shape[-1], count=512)
+    expected, _ = oracle.int8_outputs(model, codes)
+    np.testing.assert_array_equal(run_aot(model, codes, tmp_path), expected)
+    np.testing.assert_array_equal(reference.run(parsed, codes), expected)
+
+
+def test_aot_refuses_unsupported_op_naming_it():
+    import keras
+    from pipeline import quantize
+    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(3, activation="sigmoid"), keras.layers.Dense(1)])
+    tfl = quantize.convert(model, (-1.0, 1.0))
+    parsed = tflite_model.read(tfl)
+    with pytest.raises(reference.UnsupportedModelError, match="LOGISTIC"):
+        emit.sources(tfl, parsed, emit.facts(parsed, "x", (-1.0, 1.0), 0, 4.0), {})

@@ -1,0 +1,82 @@
+"""The integer reference against TFLM's own interpreter, bit for bit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import oracle, reference, tflite_model
+import trained
+
+needs_tflm = pytest.mark.skipif(not oracle.tflm_available(), reason="tflite-micro wheel missing (Linux x86_64 only)")
+
+
+def test_quantize_multiplier_matches_tflm_definition():
+    assert reference.quantize_multiplier(0.0) == (0, 0)
+    assert reference.quantize_multiplier(0.5) == (1 << 30, 0)
+    assert reference.quantize_multiplier(1.0) == (1 << 30, 1)
+    assert reference.quantize_multiplier(0.75) == (3 << 29, 0)
+    q, shift = reference.quantize_multiplier(0.0123)
+    assert abs(q * 2.0**shift / 2**31 - 0.0123) < 1e-9
+    assert reference.quantize_multiplier(1e-12) == (0, 0)  # shift below -31 flushes to zero
+
+
+def test_rounding_steps_match_tflm():
+    # RoundingDivideByPOT: halves away from zero.
+    assert reference.rounding_divide_by_pot(np.array([5, -5, 6, -6, 7, -7]), 1).tolist() == [3, -3, 3, -3, 4, -4]
+    # SaturatingRoundingDoublingHighMul: nudge 2^30, or 1 - 2^30 below zero, then truncation,
+    # so 1.5 -> 2 but -1.5 -> -1; and the one overflowing product saturates.
+    assert reference.saturating_rounding_doubling_high_mul(np.array([-(2**31)]), -(2**31)).tolist() == [2**31 - 1]
+    assert reference.saturating_rounding_doubling_high_mul(np.array([3, -3, 5, -5]), 1 << 30).tolist() == [2, -1, 3, -2]
+
+
+@needs_tflm
+@pytest.mark.parametrize("hidden", [(), (2,)], ids=["neuron", "two-layer"])
+def test_seed_models_bit_exact_on_all_256_codes(hidden):
+    model = trained.tflite(hidden)
+    codes = trained.all_codes()
+    expected = oracle.tflm_outputs(model, codes)
+    actual = reference.run(tflite_model.read(model), codes)
+    assert actual.dtype == np.int8
+    np.testing.assert_array_equal(actual, expected)
+
+
+@needs_tflm
+@pytest.mark.parametrize("inputs,hidden,outputs,activation,per_channel", [
+    (1, (16, 16), 1, "relu", False),
+    (1, (16, 16), 1, "relu", True),
+    (3, (8,), 2, "relu6", False),
+    (3, (8,), 2, "relu6", True),
+    (4, (32, 16), 3, "linear", True),
+])
+def test_random_models_bit_exact(inputs, hidden, outputs, activation, per_channel):
+    model = trained.random_tflite(inputs, hidden, outputs, activation, per_channel)
+    parsed = tflite_model.read(model)
+    assert any(t.per_channel for t in parsed.tensors) == per_channel
+    assert {op.activation for op in parsed.operators[:-1]} <= {"RELU" if activation == "relu" else
+                                                              "RELU6" if activation == "relu6" else "NONE"}
+    codes = trained.all_codes(inputs, count=512)
+    np.testing.assert_array_equal(reference.run(parsed, codes), oracle.tflm_outputs(model, codes))
+
+
+def test_unsupported_op_is_named():
+    import keras
+    from pipeline import quantize
+    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+    parsed = tflite_model.read(quantize.convert(model, (-1.0, 1.0)))
+    with pytest.raises(reference.UnsupportedModelError, match=r"TANH.*TFLM engine"):
+        reference.run(parsed, trained.all_codes())
+
+
+def test_reads_everything_from_the_flatbuffer():
+    parsed = tflite_model.read(trained.tflite())
+    assert parsed.ops == ["FULLY_CONNECTED"]
+    layer, = reference.lower(parsed)
+    assert layer.weights.shape == (1, 1) and layer.bias.shape == (1,)
+    assert layer.input_offset == -int(parsed.input.zero_points[0])
+    assert layer.output_offset == int(parsed.output.zero_points[0])
+    assert (layer.act_min, layer.act_max) == (-128, 127)
+
+
+def test_not_a_flatbuffer_is_refused():
+    with pytest.raises(tflite_model.ModelFormatError):
+        tflite_model.read(b"not a model at all")
