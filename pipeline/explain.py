@@ -41,8 +41,9 @@ def by_hand(model_layers: list[Layer], x: np.ndarray) -> np.ndarray:
 
 
 def _term(coefficient: float, name: str, first: bool) -> str:
-    sign = "-" if coefficient < 0 else ("" if first else "+")
-    text = f"{abs(coefficient):.4f}{name}"
+    magnitude = f"{abs(coefficient):.4f}"
+    text = f"{magnitude}{name}"
+    sign = "-" if coefficient < 0 and magnitude != "0.0000" else ("" if first else "+")
     return f"{sign}{text}" if first else f" {sign} {text}"
 
 

@@ -17,14 +17,14 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def fit_png(report: dict[str, Any], curve: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray) -> bytes | None:
+def fit_png(report: dict[str, Any], curve: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray) -> bytes:
     """Training points, float and int8 curves, the calibrated range and the lesson's x = 10."""
-    if not curve:
-        return None
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not curve:
+        return _agreement_png(report, plt)
     lo, hi = report["quantization"]["input_range"]
     fig, (ax, err) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     for axis in (ax, err):
@@ -49,6 +49,25 @@ def fit_png(report: dict[str, Any], curve: dict[str, np.ndarray], xs: np.ndarray
     equation = report["learned"].get("equation")
     ax.set_title(f"{report['model']['name']}: {equation[0] if equation else 'float and int8 answers'}")
     ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _agreement_png(report: dict[str, Any], plt) -> bytes:
+    """Several inputs: no curve to draw, so int8 against float at the check's points."""
+    points = report["check"]["points"]
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for j in range(report["model"]["outputs"]):
+        ax.scatter([p["float"][j] for p in points], [p["int8"][j] for p in points], s=12, label=f"output {j + 1}")
+    low, high = ax.get_xlim()
+    ax.plot([low, high], [low, high], color="gray", lw=0.8, ls="--", label="int8 = float")
+    ax.set_xlabel("Keras float")
+    ax.set_ylabel("int8 (as the device computes)")
+    ax.set_title(f"{report['model']['name']}: int8 vs float at the training rows")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     data = _png(fig)
     plt.close(fig)
