@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pipeline import data as data_stage
+from pipeline.files import OutputError, write_all
 from pipeline.deployed import MODEL_DIR, ROOT
 
 MODELS = {"neuron": (), "two-layer": (2,)}
@@ -206,18 +207,11 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),
                 "loss.png": report.loss_png(trained.losses, f"{name}: training loss")}
     lap("report")
-    written = [*emit_write(args.out, sources), *report.write(args.report_dir, r, pictures)]
-    lap("write")
-    r["timings"] = timings
-    report.write(args.report_dir, r, {})
-    for path in written:
+    outputs = {args.out / file: content for file, content in sources.items()}
+    outputs.update(report.files(args.report_dir, r, pictures))
+    for path in write_all(outputs):
         print(f"wrote {_display(path)}")
     return r
-
-
-def emit_write(directory: Path, sources: dict[str, bytes]) -> list[Path]:
-    from pipeline.files import write_all
-    return write_all(directory, sources)
 
 
 def _display(path: Path) -> str:
@@ -230,7 +224,6 @@ def _display(path: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     say = (lambda *a, **k: None) if args.quiet else print
-    from pipeline.files import OutputError
     try:
         build(args, say)
     except (data_stage.DataError, UsageError, OutputError) as exc:

@@ -10,15 +10,17 @@ class OutputError(OSError):
     """An output folder cannot be written."""
 
 
-def write_all(directory: Path, files: dict[str, bytes]) -> list[Path]:
-    """Stages every file beside its target first, then renames them all: old set or new set, never a torn file."""
-    directory = Path(directory)
+def write_all(files: dict[Path, bytes]) -> list[Path]:
+    """Stages every file beside its target first, then renames them all: a folder that cannot
+    be written stops the build before any file changes, and no file is ever torn."""
     staged: list[tuple[str, Path]] = []
+    directory = None
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-            staged.append((tmp, directory / name))
+        for target, content in files.items():
+            directory = Path(target).parent
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{Path(target).name}.", suffix=".tmp", dir=directory)
+            staged.append((tmp, Path(target)))
             with os.fdopen(fd, "wb") as out:
                 out.write(content)
                 out.flush()

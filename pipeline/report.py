@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.files import write_all
 
 
 def _png(figure) -> bytes:
@@ -127,7 +126,9 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(directory: Path, report: dict[str, Any], pictures: dict[str, bytes | None]) -> list[Path]:
-    files = {"report.json": (json.dumps(report, indent=1) + "\n").encode(), "report.md": markdown(report).encode()}
-    files.update({name: data for name, data in pictures.items() if data is not None})
-    return write_all(Path(directory), files)
+def files(directory: Path, report: dict[str, Any], pictures: dict[str, bytes]) -> dict[Path, bytes]:
+    """The report's files by path, for one atomic write with the firmware sources."""
+    out = {directory / "report.json": (json.dumps(report, indent=1) + "\n").encode(),
+           directory / "report.md": markdown(report).encode()}
+    out.update({directory / name: data for name, data in pictures.items()})
+    return out
