@@ -127,27 +127,13 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     say(f"data: {dataset.source}: {len(dataset.x)} rows, {dataset.inputs} input(s), {dataset.outputs} output(s)")
     trained = train.train(dataset, config, None if args.quiet else train.progress_bar())
     lap("train")
-    if tape:
-        for step in trained.trajectory:
-            say(f"  step {step['epoch']:3d}: w = {step['w']:.4f}, b = {step['b']:.4f}, loss = {step['loss']:.5f}")
+    for step in trained.trajectory:
+        say(f"  step {step['epoch']:3d}: w = {step['w']:.4f}, b = {step['b']:.4f}, loss = {step['loss']:.5f}")
     say(f"trained {name} ({config.trainer}, {config.epochs} epochs, {config.optimizer} lr {config.lr:g}) in "
         f"{trained.seconds:.2f} s: loss {trained.losses[-1]:.6g}")
-
-    layers = explain.layers(trained.model)
-    equation = explain.equation(layers, dataset.names, dataset.inputs)
-    small = dataset.inputs == 1 and all(layer.units <= 4 for layer in layers)
-    by_hand = explain.hand_computation(layers, check.LESSON_X) if small and len(layers) > 1 else []
-    for k, layer in enumerate(layers, start=1):
-        say(f"  layer {k}: weights {np.round(layer.weights, 6).tolist()}, biases {np.round(layer.biases, 6).tolist()}")
-    for line in equation or []:
+    explanation = explain.explain(trained.model, dataset.names, dataset.inputs)
+    for line in explanation.lines():
         say(f"  {line}")
-    if by_hand:
-        predicted = float(trained.model(np.array([[check.LESSON_X]], dtype=np.float32))[0, 0])
-        say(f"  by hand at x = {check.LESSON_X:g}:")
-        for line in by_hand:
-            say(f"    {line}")
-        say(f"    predict({check.LESSON_X:g}) = {predicted:.6f}; by hand - predict = "
-            f"{float(explain.by_hand(layers, np.array([[check.LESSON_X]]))[0, 0]) - predicted:.2g}")
     lap("explain")
 
     tflite = quantize.convert(trained.model, input_range, per_channel=args.per_channel)
@@ -162,48 +148,19 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     lap("check")
 
     arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
-    model_facts = emit.facts(tfl, name, input_range, arena, tolerance)
+    facts = emit.facts(tfl, name, input_range, arena, tolerance)
     sweep = {"codes": result.sweep_codes.tolist(), "float": [[round(float(v), 6) for v in row] for row in result.sweep_float]}
-    sources = emit.sources(tflite, tfl, model_facts, sweep)
+    sources = emit.sources(tflite, tfl, facts, sweep)
     lap("emit")
+    say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
+        f"zp {facts.output_zero_point}, calibrated [{input_range[0]:g}, {input_range[1]:g}], {len(tflite)} bytes, "
+        f"arena {facts.arena} B")
+    for line in result.lines():
+        say(line)
 
-    lesson = None
-    if dataset.inputs == 1:
-        point = result.points[-1] if dataset.inputs == 1 and result.points[-1]["x"] == [check.LESSON_X] else None
-        if point:
-            lesson = {"x": check.LESSON_X, "float": point["float"][0], "int8": point["int8"][0], "clipped": point["clipped"]}
-    r: dict[str, Any] = {
-        "model": {"name": name, "inputs": dataset.inputs, "outputs": dataset.outputs, "hidden": list(hidden),
-                  "activation": args.activation, "engine": args.engine, "sha256": tfl.sha256, "id": model_facts.id,
-                  "tflite_bytes": len(tflite), "ops": list(tfl.ops), "arena_bytes": model_facts.arena,
-                  "arena_measured_bytes": arena},
-        "data": {"source": dataset.source, "rows": int(len(dataset.x)), "names": list(dataset.names)},
-        "training": {"trainer": config.trainer, "epochs": config.epochs, "lr": config.lr, "optimizer": config.optimizer,
-                     "seed": config.seed, "seconds": trained.seconds, "final_loss": float(trained.losses[-1]),
-                     "trajectory": trained.trajectory},
-        "learned": {"layers": [{"units": layer.units, "activation": layer.activation, "weights": layer.weights.tolist(),
-                                "biases": layer.biases.tolist()} for layer in layers],
-                    "equation": equation, "by_hand": by_hand},
-        "quantization": {"input_range": list(input_range), "per_channel": model_facts.per_channel,
-                         "input": {"scale": model_facts.input_scale, "zero_point": model_facts.input_zero_point},
-                         "output": {"scale": model_facts.output_scale, "zero_point": model_facts.output_zero_point}},
-        "check": {"oracle": "TFLM runtime (tflite-micro)" if result.tflm_checked else "integer reference only (no tflite-micro wheel)",
-                  "mismatches": result.mismatches, "sweep_count": int(len(result.sweep_codes)),
-                  "tolerance_lsb": tolerance, "errors": result.errors, "sweep_errors": result.sweep_errors,
-                  "points": result.points},
-        "lesson": lesson,
-        "timings": timings,
-    }
-    e = result.errors
-    say(f"int8: input scale {model_facts.input_scale:.6g} zp {model_facts.input_zero_point}, output scale "
-        f"{model_facts.output_scale:.6g} zp {model_facts.output_zero_point}, calibrated [{input_range[0]:g}, {input_range[1]:g}], "
-        f"{len(tflite)} bytes, arena {model_facts.arena} B")
-    say(f"check: TFLM vs reference {result.mismatches} mismatches over {len(result.sweep_codes)} inputs"
-        f"{'' if result.tflm_checked else ' (no tflite-micro: reference only)'}; float vs int8 MAE {e['mae']:.4g}, "
-        f"RMSE {e['rmse']:.4g}, max {e['max_abs']:.4g} ({e['max_lsb']:.2f} LSB), L2 rel {e['l2_relative']:.3g}")
-    if lesson:
-        say(f"x = {check.LESSON_X:g}: float {lesson['float']:.4f}, int8 {lesson['int8']:.4f}{' (clipped)' if lesson['clipped'] else ''}")
-
+    r = report.assemble(facts=facts, dataset=dataset, config=config, trained=trained, explanation=explanation,
+                        result=result, engine=args.engine, hidden=hidden, activation=args.activation,
+                        tflite_bytes=len(tflite), timings=timings)
     pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),
                 "loss.png": report.loss_png(trained.losses, f"{name}: training loss")}
     lap("report")

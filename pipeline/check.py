@@ -8,14 +8,12 @@ import numpy as np
 import keras
 
 from pipeline import metrics, oracle, quant, reference
-from pipeline.data import Dataset
+from pipeline.data import LESSON_X, Dataset
 from pipeline.tflite_model import TfliteModel
 
 DEFAULT_TOLERANCE_LSB = 4.0
 """Float-vs-int8 error allowed inside the calibrated range, in output steps. Input rounding and
 output rounding cost about one step each; each further layer adds its own rounding."""
-
-LESSON_X = 10.0
 
 
 class CheckError(ValueError):
@@ -33,6 +31,32 @@ class CheckResult:
     sweep_errors: dict[str, float]
     points: list[dict[str, Any]] = field(default_factory=list)
     curve: dict[str, np.ndarray] = field(default_factory=dict)
+    tolerance_lsb: float = DEFAULT_TOLERANCE_LSB
+
+    @property
+    def lesson(self) -> dict[str, Any] | None:
+        """The lesson's question, x = 10, answered in float and in int8 (one-input models)."""
+        point = next((p for p in self.points if p["x"] == [LESSON_X]), None)
+        if point is None:
+            return None
+        return {"x": LESSON_X, "float": point["float"][0], "int8": point["int8"][0], "clipped": point["clipped"]}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"oracle": "TFLM runtime (tflite-micro)" if self.tflm_checked else "integer reference only (no tflite-micro wheel)",
+                "mismatches": self.mismatches, "sweep_count": int(len(self.sweep_codes)),
+                "tolerance_lsb": self.tolerance_lsb, "errors": self.errors, "sweep_errors": self.sweep_errors,
+                "points": self.points}
+
+    def lines(self) -> list[str]:
+        e = self.errors
+        out = [f"check: TFLM vs reference {self.mismatches} mismatches over {len(self.sweep_codes)} inputs"
+               f"{'' if self.tflm_checked else ' (no tflite-micro: reference only)'}; float vs int8 MAE {e['mae']:.4g}, "
+               f"RMSE {e['rmse']:.4g}, max {e['max_abs']:.4g} ({e['max_lsb']:.2f} LSB), L2 rel {e['l2_relative']:.3g}"]
+        if self.lesson:
+            lesson = self.lesson
+            out.append(f"x = {LESSON_X:g}: float {lesson['float']:.4f}, int8 {lesson['int8']:.4f}"
+                       f"{' (clipped)' if lesson['clipped'] else ''}")
+        return out
 
 
 def _float(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -103,4 +127,4 @@ def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, inpu
         raise CheckError(f"the int8 model is {worst:.2f} output steps ({max(errors['max_abs'], sweep_errors['max_abs']):.4g}) "
                          f"from the float model inside the calibrated range [{lo:g}, {hi:g}]; tolerance {tolerance_lsb:g} "
                          "steps (--tolerance-lsb). Narrow --input-range, train longer, or raise the tolerance")
-    return CheckResult(codes, sweep_float, ref, tflm_checked, mismatches, errors, sweep_errors, points, curve)
+    return CheckResult(codes, sweep_float, ref, tflm_checked, mismatches, errors, sweep_errors, points, curve, tolerance_lsb)

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 
 SEED_XS = (-1.0, 0.0, 1.0, 2.0, 3.0, 4.0)
+LESSON_X = 10.0
+"""The lesson's question, outside its training xs."""
 SEED_RANGE = (-1.0, 12.0)
-"""The lesson asks for x = 10, outside its training xs: the range to calibrate for it."""
+"""The range to calibrate for the lesson's question."""
 
 
 class DataError(ValueError):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import keras
 
+from pipeline.data import LESSON_X
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -32,7 +34,7 @@ def _activation(name: str, z: np.ndarray) -> np.ndarray:
     return z
 
 
-def by_hand(model_layers: list[Layer], x: np.ndarray) -> np.ndarray:
+def forward(model_layers: list[Layer], x: np.ndarray) -> np.ndarray:
     """Each neuron's sum w1*x1 + w2*x2 + ... + b, layer after layer, in float64."""
     h = np.asarray(x, dtype=np.float64)
     for layer in model_layers:
@@ -82,3 +84,42 @@ def hand_computation(model_layers: list[Layer], x: float) -> list[str]:
         h = np.array(outs)
         names = [f"h{depth}_{j + 1}" for j in range(layer.units)]
     return lines
+
+
+@dataclass(frozen=True)
+class Explanation:
+    layers: list[Layer]
+    equation: list[str] | None
+    by_hand: list[str]
+    by_hand_error: float | None
+
+    def lines(self) -> list[str]:
+        """What the lesson prints: each layer's weights and biases, the equation, the hand computation."""
+        def show(values: np.ndarray) -> str:
+            return np.array2string(np.asarray(values), precision=6, separator=", ", suppress_small=True)
+
+        out = [f"layer {k}: weights {show(layer.weights)}, biases {show(layer.biases)}"
+               for k, layer in enumerate(self.layers, start=1)]
+        out += self.equation or []
+        if self.by_hand:
+            out += [f"by hand at x = {LESSON_X:g}:", *(f"  {line}" for line in self.by_hand),
+                    f"  by hand - predict({LESSON_X:g}) = {self.by_hand_error:.2g}"]
+        return out
+
+    def as_dict(self) -> dict:
+        return {"layers": [{"units": layer.units, "activation": layer.activation, "weights": layer.weights.tolist(),
+                            "biases": layer.biases.tolist()} for layer in self.layers],
+                "equation": self.equation, "by_hand": self.by_hand, "by_hand_error": self.by_hand_error}
+
+
+def explain(model: keras.Model, names: tuple[str, ...], inputs: int) -> Explanation:
+    """Everything shown about a trained model; the hand computation only where it fits a glance."""
+    model_layers = layers(model)
+    small = inputs == 1 and len(model_layers) > 1 and all(layer.units <= 4 for layer in model_layers)
+    steps: list[str] = []
+    error = None
+    if small:
+        x = np.array([[LESSON_X]])
+        steps = hand_computation(model_layers, LESSON_X)
+        error = float(forward(model_layers, x)[0, 0]) - float(model(x.astype(np.float32))[0, 0])
+    return Explanation(model_layers, equation(model_layers, names, inputs), steps, error)

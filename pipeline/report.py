@@ -126,6 +126,28 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def assemble(*, facts, dataset, config, trained, explanation, result, engine: str, hidden: tuple[int, ...],
+             activation: str, tflite_bytes: int, timings: dict[str, float]) -> dict[str, Any]:
+    """report.json's content: every stage's outcome, machine-readable."""
+    return {
+        "model": {"name": facts.name, "inputs": facts.inputs, "outputs": facts.outputs, "hidden": list(hidden),
+                  "activation": activation, "engine": engine, "sha256": facts.sha256, "id": facts.id,
+                  "tflite_bytes": tflite_bytes, "ops": list(facts.ops), "arena_bytes": facts.arena,
+                  "arena_measured_bytes": facts.arena_measured},
+        "data": {"source": dataset.source, "rows": int(len(dataset.x)), "names": list(dataset.names)},
+        "training": {"trainer": config.trainer, "epochs": config.epochs, "lr": config.lr, "optimizer": config.optimizer,
+                     "seed": config.seed, "seconds": trained.seconds, "final_loss": float(trained.losses[-1]),
+                     "trajectory": trained.trajectory},
+        "learned": explanation.as_dict(),
+        "quantization": {"input_range": list(facts.input_range), "per_channel": facts.per_channel,
+                         "input": {"scale": facts.input_scale, "zero_point": facts.input_zero_point},
+                         "output": {"scale": facts.output_scale, "zero_point": facts.output_zero_point}},
+        "check": result.as_dict(),
+        "lesson": result.lesson,
+        "timings": timings,
+    }
+
+
 def files(directory: Path, report: dict[str, Any], pictures: dict[str, bytes]) -> dict[Path, bytes]:
     """The report's files by path, for one atomic write with the firmware sources."""
     out = {directory / "report.json": (json.dumps(report, indent=1) + "\n").encode(),

@@ -130,7 +130,7 @@ def test_two_layer_shows_the_hand_computation(tmp_path, capsys):
     assert build.main(["--model", "two-layer", "--out", str(tmp_path / "m"), "--report-dir", str(tmp_path / "r")]) == 0
     text = capsys.readouterr().out
     assert re.search(r"h1_1 = .*\*x \+ .* = ", text) and re.search(r"y = .*\*h1_1 \+ .*\*h1_2", text)
-    diff = float(re.search(r"by hand - predict = (\S+)", text).group(1))
+    diff = float(re.search(r"by hand - predict\(10\) = (\S+)", text).group(1))
     assert abs(diff) < 1e-4
 
 

@@ -60,6 +60,6 @@ def test_equation_and_hand_computation():
     layers = explain.layers(model)
     assert explain.equation(layers, ("x", "y"), 1) == ["y = 2.0000x - 1.0000"]
     x = np.array([[10.0]])
-    assert abs(explain.by_hand(layers, x)[0, 0] - float(model(x.astype(np.float32))[0, 0])) < 1e-4
+    assert abs(explain.forward(layers, x)[0, 0] - float(model(x.astype(np.float32))[0, 0])) < 1e-4
     lines = explain.hand_computation(layers, 10.0)
     assert len(lines) == 3 and lines[-1].startswith("y = ")
