@@ -1,0 +1,55 @@
+/* The portable device application: serial protocol v1 (docs/protocol.md) on top of the
+ * engine interface. A platform layer feeds it received bytes and gives it a way to write
+ * bytes and a microsecond clock; nothing here knows about Arduino, ptys or UARTs.
+ * No heap, no stdio. */
+#ifndef APP_H
+#define APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model_info.h"
+#include "protocol.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sends bytes to the serial peer. Must take all n bytes (buffer or block as needed). */
+typedef void (*app_write_fn)(void *ctx, const uint8_t *bytes, size_t n);
+
+/* A free-running microsecond counter; it may wrap at 2^32 (like Arduino's micros()). */
+typedef uint32_t (*app_clock_fn)(void);
+
+/* Longest response line, CRLF included. */
+#define APP_RESPONSE_MAX (256 + 20 * (MODEL_OUTPUT_COUNT))
+
+typedef struct {
+  proto_line_t line;
+  app_write_fn write;
+  void *ctx;
+  app_clock_fn micros;
+  int engine_ready;
+  int8_t input[MODEL_INPUT_COUNT];
+  int8_t output[MODEL_OUTPUT_COUNT];
+  char response[APP_RESPONSE_MAX];
+} app_t;
+
+/* Prepares app and tries engine_init once; a failed engine is retried on each query and
+ * reported as ERR 7, so the device always answers. write and micros may be NULL (then
+ * responses are dropped and bench answers ERR 8). Sends nothing. */
+void app_init(app_t *app, app_write_fn write, void *ctx, app_clock_fn micros);
+
+/* Consumes received bytes; every completed request line is answered (one response line,
+ * ending in CRLF) through write before this returns. Any byte sequence is safe. */
+void app_feed(app_t *app, const uint8_t *bytes, size_t n);
+
+/* Answers one request line (without its line ending) into out, CRLF included, and
+ * returns its length (at most cap). Used by app_feed; exposed for tests and fuzzing. */
+size_t app_respond(app_t *app, const char *line, size_t len, char *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,97 @@
+/* Serial protocol v1 building blocks (docs/protocol.md): line assembly, number parsing
+ * and number formatting. Portable C99: no heap, no stdio, no strtof, no printf-float,
+ * so the same code behaves identically on the host, in QEMU and on the board. */
+#ifndef PROTOCOL_H
+#define PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PROTO_VERSION 1
+/* Bytes a request line may hold before its line ending. */
+#define PROTO_LINE_MAX 128
+
+/* ---- line assembly ------------------------------------------------------------ */
+
+typedef enum {
+  PROTO_LINE_NONE = 0, /* byte consumed, no line complete yet */
+  PROTO_LINE_READY,    /* a line of at most PROTO_LINE_MAX bytes is complete */
+  PROTO_LINE_TOO_LONG  /* an overlong line (already discarded) has ended */
+} proto_line_event_t;
+
+/* Assembles request lines from a byte stream. Zero-initialise or call proto_line_init. */
+typedef struct {
+  char buf[PROTO_LINE_MAX + 1]; /* +1 keeps the line NUL-terminated for convenience */
+  size_t len;
+  uint8_t overflow; /* the current line passed PROTO_LINE_MAX; its bytes are dropped */
+  uint8_t after_cr; /* the previous byte was CR: a following LF is the same line ending */
+} proto_line_t;
+
+void proto_line_init(proto_line_t *ln);
+
+/* Feeds one byte. On PROTO_LINE_READY, *line and *len (when non-NULL) describe the line
+ * without its ending; the bytes stay valid until the next call. The line may contain
+ * any byte, NUL included. */
+proto_line_event_t proto_line_push(proto_line_t *ln, uint8_t byte, const char **line, size_t *len);
+
+/* ---- fields ------------------------------------------------------------------- */
+
+/* Space, tab or comma: any run of them separates fields. */
+int proto_is_separator(char c);
+
+/* Finds the next field in [*pos, end): 1 and the field in *field and *field_len, advancing
+ * *pos past it; 0 when no field is left. */
+int proto_next_field(const char **pos, const char *end, const char **field, size_t *field_len);
+
+/* ---- parsing ------------------------------------------------------------------ */
+
+/* Parses a whole field as a decimal number: [+-] digits [. digits] [(e|E) [+-] digits],
+ * with at least one mantissa digit. Rejects nan, inf, hex and magnitudes that do not
+ * fit a float (values below the smallest subnormal become 0). Rounded to nearest float
+ * via one double rounding. 0 on success. */
+int proto_parse_float(const char *s, size_t n, float *out);
+
+/* Parses a whole field as a decimal integer: [+-] digits. Values beyond +-2e9 saturate
+ * there (callers range-check anyway). 0 on success. */
+int proto_parse_int(const char *s, size_t n, long *out);
+
+/* ---- formatting --------------------------------------------------------------- */
+
+/* A bounded text buffer: appends never write past cap, and truncate silently. */
+typedef struct {
+  char *buf;
+  size_t cap;
+  size_t len;
+} proto_out_t;
+
+void proto_out_init(proto_out_t *o, char *buf, size_t cap);
+void proto_put_char(proto_out_t *o, char c);
+void proto_put_str(proto_out_t *o, const char *s);
+/* Copies at most max bytes of s, replacing anything but printable ASCII by '?', so that a
+ * text from elsewhere (an engine's error) can never break the one-line response. */
+void proto_put_text(proto_out_t *o, const char *s, size_t max);
+void proto_put_int(proto_out_t *o, long v);
+void proto_put_uint(proto_out_t *o, unsigned long v);
+
+/* Appends k * scale as the protocol shows values: up to 4 fractional digits (exact
+ * decimal rounding of the exact product, ties to even like printf and Python's
+ * format), trailing zeros and point removed, -0 as 0, exponent form (1.2346e+09) for
+ * magnitudes of 1e9 or more. k is an int8 code difference (|k| <= 255). */
+void proto_put_scaled(proto_out_t *o, int32_t k, float scale);
+
+/* Appends f in the value format above. */
+void proto_put_fixed4(proto_out_t *o, float f);
+
+/* Appends the shortest decimal text that proto_parse_float reads back as exactly f
+ * (like Python's repr of a numpy float32): 0.050980393, 12, 1e-05. */
+void proto_put_float_short(proto_out_t *o, float f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

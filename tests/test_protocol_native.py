@@ -1,0 +1,514 @@
+"""Serial protocol v1 (docs/protocol.md) against the native emulation, over its real pty.
+
+The emulator is the firmware's portable core compiled for the host, so these tests pin
+down what the board answers too. Expected strings are the spec's wherever it defines
+them; numeric answers are checked against the model's own constants from `id`, so the
+tests hold for whichever model is emitted into firmware/model/.
+
+TINYML_EMULATE_SANITIZE=1 runs them against the ASan/UBSan build of the emulator.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pytest
+import serial
+
+from pipeline.emulate import emulated_device
+
+TIMEOUT = 5.0
+SANITIZE = os.environ.get("TINYML_EMULATE_SANITIZE", "") not in ("", "0")
+HELP = "help: X1 [X2 ...] | q C1 [C2 ...] | id | bench N | help"
+ID_RE = re.compile(
+    r"id proto=1 model=(?P<model>[0-9a-f]{12}) engine=(?P<engine>aot|tflm) "
+    r"inputs=(?P<inputs>\d+) outputs=(?P<outputs>\d+) in_scale=(?P<in_scale>\S+) "
+    r"in_zp=(?P<in_zp>-?\d+) out_scale=(?P<out_scale>\S+) out_zp=(?P<out_zp>-?\d+) "
+    r"range=(?P<lo>[^:\s]+):(?P<hi>\S+) arena=(?P<arena>\d+)")
+
+
+class Device:
+    """A pyserial connection with one-line request/response helpers."""
+
+    def __init__(self, port: str) -> None:
+        self.serial = serial.Serial(port, timeout=TIMEOUT)
+
+    def close(self) -> None:
+        self.serial.close()
+
+    def write(self, data: bytes) -> None:
+        self.serial.write(data)
+        self.serial.flush()
+
+    def read_line(self) -> str:
+        raw = self.serial.readline()
+        assert raw.endswith(b"\r\n"), f"no complete CRLF line within {TIMEOUT} s: {raw!r}"
+        text = raw[:-2].decode("ascii")
+        assert "\r" not in text and "\n" not in text
+        return text
+
+    def read_lines(self, count: int, timeout: float) -> list[str]:
+        """count CRLF lines, read in bulk (pyserial's readline reads byte by byte)."""
+        deadline = time.monotonic() + timeout
+        data = b""
+        crlf = b"\r\n"
+        while data.count(crlf) < count:
+            left = deadline - time.monotonic()
+            assert left > 0, f"only {data.count(crlf)} of {count} lines within {timeout} s"
+            self.serial.timeout = min(left, 0.5)
+            data += self.serial.read(max(1, self.serial.in_waiting))
+        self.serial.timeout = TIMEOUT
+        lines = data.split(b"\r\n")
+        assert lines[count] == b"", "more than asked for arrived"
+        return [line.decode("ascii") for line in lines[:count]]
+
+    def ask(self, line: str | bytes, ending: bytes = b"\n") -> str:
+        self.write((line.encode() if isinstance(line, str) else line) + ending)
+        return self.read_line()
+
+    def silent(self, seconds: float = 0.3) -> bool:
+        """True when nothing arrives for a while (nothing is sent unasked)."""
+        time.sleep(seconds)
+        return self.serial.in_waiting == 0
+
+
+@dataclass(frozen=True)
+class Model:
+    """The quantization constants the device reports, as float32 like the firmware."""
+
+    inputs: int
+    outputs: int
+    in_scale: np.float32
+    in_zp: int
+    out_scale: np.float32
+    out_zp: int
+    lo: np.float32
+    hi: np.float32
+
+    def quantize(self, x: float) -> int:
+        with np.errstate(over="ignore"):
+            q = float(np.float32(x) / self.in_scale)  # float32 division, as TFLM does
+        if abs(q) > 1000:  # saturates (as float-to-int conversion does on the Cortex-M4)
+            return 127 if q > 0 else -128
+        r = math.floor(abs(q))
+        if abs(q) - r >= 0.5:
+            r += 1
+        code = int(math.copysign(r, q)) + self.in_zp
+        return max(-128, min(127, code))
+
+    def show(self, code: int) -> str:
+        """The protocol's text for an output code: exact product, 4 digits, trimmed."""
+        y = (code - self.out_zp) * float(self.out_scale)
+        text = f"{y:.4f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[str]:
+    with emulated_device("native", sanitize=SANITIZE) as path:
+        yield path
+
+
+@pytest.fixture()
+def dev(port: str) -> Iterator[Device]:
+    device = Device(port)
+    yield device
+    device.close()
+
+
+@pytest.fixture(scope="module")
+def model(port: str) -> Model:
+    device = Device(port)
+    try:
+        match = ID_RE.fullmatch(device.ask("id"))
+    finally:
+        device.close()
+    assert match, "id line does not match the spec"
+    g = match.groupdict()
+    return Model(inputs=int(g["inputs"]), outputs=int(g["outputs"]),
+                 in_scale=np.float32(g["in_scale"]), in_zp=int(g["in_zp"]),
+                 out_scale=np.float32(g["out_scale"]), out_zp=int(g["out_zp"]),
+                 lo=np.float32(g["lo"]), hi=np.float32(g["hi"]))
+
+
+def values(model: Model, x: str) -> str:
+    """A values request giving every input the same text."""
+    return " ".join([x] * model.inputs)
+
+
+def codes(model: Model, c: int) -> str:
+    return "q " + " ".join([str(c)] * model.inputs)
+
+
+# ---- answers --------------------------------------------------------------------------
+
+
+def test_value_10_is_a_number_near_19(dev: Device, model: Model) -> None:
+    answer = dev.ask(values(model, "10"))
+    fields = answer.split()
+    assert len(fields) == model.outputs
+    ys = [float(f) for f in fields]
+    assert all(math.isfinite(y) for y in ys)
+    from pipeline.emulate import FIRMWARE_DIR
+
+    if '#define MODEL_NAME "neuron"' in (FIRMWARE_DIR / "model" / "model_info.h").read_text():
+        assert abs(ys[0] - 19) < 1.0  # the seed's y = 2x - 1, within the int8 model's error
+
+
+@pytest.mark.parametrize("x", ["10", "0", "-1", "12", "3.25", "0.1", "-0", ".5", "5.", "1e0",
+                               "7.5e-1", "+4", "11.99999", "2.549019607843137"])
+def test_value_answer_matches_codes_path(dev: Device, model: Model, x: str) -> None:
+    """x is quantized as the spec says, run, and shown as (o - zp) * scale, exactly."""
+    code = model.quantize(float(x))
+    q_answer = dev.ask(codes(model, code))
+    assert q_answer.startswith("q ")
+    outs = [int(o) for o in q_answer[2:].split()]
+    assert dev.ask(values(model, x)) == " ".join(model.show(o) for o in outs)
+
+
+def test_q_codes_are_int8(dev: Device, model: Model) -> None:
+    for c in (-128, -1, 0, 1, 127, model.in_zp):
+        answer = dev.ask(codes(model, c))
+        assert re.fullmatch(r"q( -?\d+)+", answer), answer
+        outs = [int(o) for o in answer[2:].split()]
+        assert len(outs) == model.outputs
+        assert all(-128 <= o <= 127 for o in outs)
+
+
+def test_q_accepts_signs_and_leading_zeros(dev: Device, model: Model) -> None:
+    expected = dev.ask(codes(model, 5))
+    assert dev.ask("q " + " ".join(["+005"] * model.inputs)) == expected
+    assert dev.ask(codes(model, 0)) == dev.ask("q " + " ".join(["-0"] * model.inputs))
+
+
+def test_id(dev: Device, model: Model) -> None:
+    answer = dev.ask("id")
+    match = ID_RE.fullmatch(answer)
+    assert match, answer
+    assert match["engine"] == "aot" and match["arena"] == "0"
+    assert model.lo < model.hi
+    assert dev.ask("?") == answer
+
+
+def test_id_matches_the_emitted_model(dev: Device) -> None:
+    """model=, counts and quantization are those of firmware/model/model_info.h."""
+    from pipeline.emulate import FIRMWARE_DIR
+
+    header = (FIRMWARE_DIR / "model" / "model_info.h").read_text()
+    macros = dict(re.findall(r"#define (MODEL_\w+) (.+)", header))
+    match = ID_RE.fullmatch(dev.ask("id"))
+    assert match
+    assert match["model"] == macros["MODEL_ID"].strip('"')
+    assert int(match["inputs"]) == int(macros["MODEL_INPUT_COUNT"])
+    assert int(match["outputs"]) == int(macros["MODEL_OUTPUT_COUNT"])
+    assert int(match["in_zp"]) == int(macros["MODEL_INPUT_ZERO_POINT"])
+    assert int(match["out_zp"]) == int(macros["MODEL_OUTPUT_ZERO_POINT"])
+    for key, macro in (("in_scale", "MODEL_INPUT_SCALE"), ("out_scale", "MODEL_OUTPUT_SCALE"),
+                       ("lo", "MODEL_INPUT_MIN"), ("hi", "MODEL_INPUT_MAX")):
+        assert np.float32(match[key]) == np.float32(macros[macro].rstrip("fF")), key
+
+
+def test_help(dev: Device) -> None:
+    assert dev.ask("help") == HELP
+
+
+def test_bench(dev: Device) -> None:
+    assert re.fullmatch(r"bench n=1 us=\d+", dev.ask("bench 1"))
+    assert re.fullmatch(r"bench n=1000 us=\d+", dev.ask("bench 1000"))
+    assert re.fullmatch(r"bench n=1000000 us=\d+", dev.ask("bench 1000000"))
+
+
+def test_fields_split_on_spaces_tabs_commas(dev: Device, model: Model) -> None:
+    plain = dev.ask(values(model, "10"))
+    assert dev.ask(" \t" + ",\t ,".join(["10"] * model.inputs) + " ,") == plain
+    assert dev.ask("  help\t") == HELP
+    assert dev.ask(",bench,\t5").startswith("bench n=5 ")
+
+
+# ---- clipped ---------------------------------------------------------------------------
+
+
+def test_clipped_flag(dev: Device, model: Model) -> None:
+    lo, hi = float(model.lo), float(model.hi)
+    step = float(model.in_scale)
+    inside = [lo, hi, (lo + hi) / 2]
+    outside = [lo - step, hi + step, -1e30, 1e30, 3.4028235e38]
+    for x in inside:
+        answer = dev.ask(values(model, repr(x)))
+        assert not answer.endswith("clipped") and not answer.startswith("ERR"), (x, answer)
+    for x in outside:
+        answer = dev.ask(values(model, repr(x)))
+        assert answer.endswith(" clipped"), (x, answer)
+        assert len(answer.split()) == model.outputs + 1
+
+
+def test_clipped_if_any_input_is_outside(dev: Device, model: Model) -> None:
+    xs = [repr(float(model.lo))] * model.inputs
+    xs[-1] = repr(float(model.hi) * 2 + 1)
+    assert dev.ask(" ".join(xs)).endswith(" clipped")
+
+
+# ---- errors ----------------------------------------------------------------------------
+
+
+def error_table(model: Model) -> list[tuple[bytes, str]]:
+    n = model.inputs
+    one = " ".join(["1"] * n)
+    return [
+        (b"", "ERR 1 empty line"),
+        (b"   \t ", "ERR 1 empty line"),
+        (b" , ,", "ERR 1 empty line"),
+        (b"1" * 129, "ERR 2 line too long (max 128 bytes)"),
+        (b"x" * 5000, "ERR 2 line too long (max 128 bytes)"),
+        (b"abc", "ERR 6 unknown command (try help)"),
+        (b"0x10", "ERR 3 bad number at field 1"),
+        (b"-inf", "ERR 3 bad number at field 1"),
+        (b"+nan", "ERR 3 bad number at field 1"),
+        (b"1e39", "ERR 3 bad number at field 1"),
+        (b"-1e39", "ERR 3 bad number at field 1"),
+        (b"3.5e38", "ERR 3 bad number at field 1"),
+        (b"1e", "ERR 3 bad number at field 1"),
+        (b"1..5", "ERR 3 bad number at field 1"),
+        (b"--1", "ERR 3 bad number at field 1"),
+        (b".", "ERR 3 bad number at field 1"),
+        (b"-", "ERR 3 bad number at field 1"),
+        (b"1 2x", "ERR 3 bad number at field 2"),
+        ((one + " 5 nan").encode(), f"ERR 3 bad number at field {n + 2}"),
+        ((one + " 1").encode(), f"ERR 4 expected {n} values, got {n + 1}"),
+        (b"1," * (n + 1), f"ERR 4 expected {n} values, got {n + 1}"),
+        (b"q", f"ERR 4 expected {n} codes, got 0"),
+        (("q " + one + " 1").encode(), f"ERR 4 expected {n} codes, got {n + 1}"),
+        (b"q 128", "ERR 5 bad code at field 1"),
+        (b"q -129", "ERR 5 bad code at field 1"),
+        (b"q 1.0", "ERR 5 bad code at field 1"),
+        (b"q 1 x", "ERR 5 bad code at field 2"),
+        (b"q 99999999999999999999", "ERR 5 bad code at field 1"),
+        (b"nan", "ERR 6 unknown command (try help)"),
+        (b"inf", "ERR 6 unknown command (try help)"),
+        (b"ID", "ERR 6 unknown command (try help)"),
+        (b"q5", "ERR 6 unknown command (try help)"),
+        (b"??", "ERR 6 unknown command (try help)"),
+        (b"bench", "ERR 8 bench N needs 1 <= N <= 1000000"),
+        (b"bench 0", "ERR 8 bench N needs 1 <= N <= 1000000"),
+        (b"bench -5", "ERR 8 bench N needs 1 <= N <= 1000000"),
+        (b"bench 1000001", "ERR 8 bench N needs 1 <= N <= 1000000"),
+        (b"bench 99999999999999999999", "ERR 8 bench N needs 1 <= N <= 1000000"),
+        (b"bench 1e3", "ERR 8 bench N needs 1 <= N <= 1000000"),
+        (b"bench 10 10", "ERR 8 bench N needs 1 <= N <= 1000000"),
+        (b"id 1", "ERR 8 id takes no arguments"),
+        (b"help me", "ERR 8 help takes no arguments"),
+    ]
+
+
+def test_error_table(dev: Device, model: Model) -> None:
+    for request, expected in error_table(model):
+        assert dev.ask(request) == expected, request
+
+
+def test_error_7_when_the_engine_fails() -> None:
+    with emulated_device("native", program="tinyml_device_fault", sanitize=SANITIZE) as path:
+        device = Device(path)
+        try:
+            failure = "ERR 7 engine: AllocateTensors failed (fault-injection engine)"
+            identity = device.ask("id")
+            assert " engine=fault " in identity  # id still answers
+            inputs = int(re.search(r" inputs=(\d+) ", identity)[1])
+            assert device.ask(" ".join(["1"] * inputs)) == failure
+            assert device.ask("q " + " ".join(["1"] * inputs)) == failure
+            assert device.ask("bench 10") == failure
+            assert device.ask("bench 0") == "ERR 8 bench N needs 1 <= N <= 1000000"
+            assert device.ask("help") == HELP  # still answering everything else
+        finally:
+            device.close()
+
+
+def expected_answer(dev: Device, model: Model, x: str) -> str:
+    """What values(model, x) must answer, computed through the q path and the spec."""
+    outs = [int(o) for o in dev.ask(codes(model, model.quantize(float(x))))[2:].split()]
+    clipped = not (model.lo <= np.float32(float(x)) <= model.hi)
+    return " ".join(model.show(o) for o in outs) + (" clipped" if clipped else "")
+
+
+def test_numbers_the_spec_accepts(dev: Device, model: Model) -> None:
+    for x in ["-0", ".5", "5.", "1e2", "1E2", "1e+2", "100e-2", "+.5e1", "0.000001", "00010",
+              "1" + "0" * 30 + "e-30", "0." + "0" * 60 + "1e60", "3.4028234e38", "1e-50",
+              "-3.4028235e38", "12345678901234567890123456789"]:
+        assert dev.ask(values(model, x)) == expected_answer(dev, model, x), x
+
+
+def test_number_parsing_is_exact(dev: Device, model: Model) -> None:
+    """Inputs right at a quantization step boundary land on the same side as in numpy."""
+    rng = random.Random(7)
+    for _ in range(200):
+        code = rng.randint(-128, 126) - model.in_zp
+        boundary = (code + 0.5) * float(model.in_scale)
+        for x in (boundary, float(np.nextafter(np.float32(boundary), np.float32(1e9))),
+                  float(np.nextafter(np.float32(boundary), np.float32(-1e9)))):
+            text = repr(x)
+            assert dev.ask(values(model, text)) == expected_answer(dev, model, text), text
+
+
+# ---- line handling ------------------------------------------------------------------------
+
+
+def test_cr_lf_crlf_mixed(dev: Device, model: Model) -> None:
+    ten = dev.ask(values(model, "10"))
+    one = dev.ask(values(model, "1"))
+    v10, v1 = values(model, "10").encode(), values(model, "1").encode()
+    dev.write(v10 + b"\r\n" + v1 + b"\n" + v10 + b"\r" + b"help\r\n" + v1 + b"\r\n")
+    assert [dev.read_line() for _ in range(5)] == [ten, one, ten, HELP, one]
+    dev.write(b"\n\r")  # LF then CR: two endings, two empty lines
+    assert [dev.read_line() for _ in range(2)] == ["ERR 1 empty line"] * 2
+    dev.write(b"\r\r\n")  # CR, then CRLF
+    assert [dev.read_line() for _ in range(2)] == ["ERR 1 empty line"] * 2
+    dev.write(b"\r\n\r\n")
+    assert [dev.read_line() for _ in range(2)] == ["ERR 1 empty line"] * 2
+    assert dev.silent()
+
+
+def test_crlf_split_across_writes(dev: Device) -> None:
+    dev.write(b"help\r")
+    assert dev.read_line() == HELP
+    time.sleep(0.1)
+    dev.write(b"\nhelp\n")  # this LF belongs to the CR before it
+    assert dev.read_line() == HELP
+    assert dev.silent()
+
+
+def test_line_of_exactly_128_bytes_is_accepted(dev: Device, model: Model) -> None:
+    line = values(model, "10").encode()
+    padded = line + b" " * (128 - len(line))
+    assert len(padded) == 128
+    assert dev.ask(padded) == dev.ask(line)
+    assert dev.ask(padded + b" ") == "ERR 2 line too long (max 128 bytes)"
+
+
+def test_overlong_line_is_one_error_and_recovers(dev: Device, model: Model) -> None:
+    dev.write(b"1" * 100_000 + b"\r\n")
+    assert dev.read_line() == "ERR 2 line too long (max 128 bytes)"
+    assert dev.ask("help") == HELP
+    assert dev.silent()
+
+
+def test_nul_bytes(dev: Device) -> None:
+    assert dev.ask(b"\x00") == "ERR 3 bad number at field 1"
+    assert dev.ask(b"1\x002") == "ERR 3 bad number at field 1"
+    assert dev.ask(b"help\x00") == "ERR 6 unknown command (try help)"
+    assert dev.ask(b"\x00" * 200) == "ERR 2 line too long (max 128 bytes)"
+    assert dev.ask("help") == HELP
+
+
+def test_binary_garbage(dev: Device) -> None:
+    rng = random.Random(1234)
+    for _ in range(20):
+        blob = bytes(rng.randrange(256) for _ in range(rng.randint(1, 600)))
+        endings = 0
+        after_cr = False
+        for byte in blob + b"\n":
+            if byte == 0x0A and after_cr:
+                after_cr = False
+                continue
+            after_cr = byte == 0x0D
+            endings += byte in (0x0A, 0x0D)
+        dev.write(blob + b"\n")
+        for _ in range(endings):
+            line = dev.read_line()
+            assert re.fullmatch(r"ERR [1-8] [ -~]+|[ -~]+", line), line
+        assert dev.ask("help") == HELP
+    assert dev.silent()
+
+
+def test_high_bytes_are_not_letters(dev: Device) -> None:
+    assert dev.ask("é".encode()) == "ERR 3 bad number at field 1"
+    assert dev.ask(b"\xff\xfe") == "ERR 3 bad number at field 1"
+
+
+def test_partial_line_then_silence_then_completion(dev: Device, model: Model) -> None:
+    full = values(model, "10")
+    expected = dev.ask(full)
+    dev.write(full[:1].encode())
+    assert dev.silent(0.5)
+    dev.write(full[1:].encode())
+    assert dev.silent(0.3)
+    dev.write(b"\r")
+    assert dev.read_line() == expected
+    time.sleep(0.2)
+    dev.write(b"\n")  # the rest of that CRLF: no second answer
+    assert dev.silent()
+
+
+def test_nothing_sent_unasked(dev: Device) -> None:
+    assert dev.silent(0.5)
+
+
+# ---- throughput and ports --------------------------------------------------------------------
+
+
+def test_flood_of_10000_queries_answered_in_order(dev: Device, model: Model) -> None:
+    """Everything written before anything is read: no answer lost, none reordered."""
+    table = {c: dev.ask(codes(model, c)) for c in range(-128, 128)}
+    requests: list[str] = []
+    expected: list[str] = []
+    rng = random.Random(99)
+    for i in range(10_000):
+        kind = i % 5
+        if kind == 4:
+            requests.append("help")
+            expected.append(HELP)
+        elif kind == 3:
+            requests.append("")
+            expected.append("ERR 1 empty line")
+        else:
+            c = rng.randint(-128, 127)
+            requests.append(codes(model, c))
+            expected.append(table[c])
+    endings = [b"\n", b"\r\n", b"\r"]
+    chunks = []
+    for i, request in enumerate(requests):
+        ending = endings[i % 3]
+        if not request and chunks and chunks[-1].endswith(b"\r"):
+            ending = b"\r"  # an LF right after a CR would only finish that CR's line
+        chunks.append(request.encode() + ending)
+    payload = b"".join(chunks)
+    dev.serial.write_timeout = 60
+    dev.write(payload)
+    got = dev.read_lines(len(requests), timeout=60)
+    assert got == expected
+    assert dev.silent()
+
+
+def test_reopen_port_many_times(port: str) -> None:
+    for _ in range(10):
+        device = Device(port)
+        try:
+            assert device.ask("help") == HELP
+        finally:
+            device.close()
+
+
+def test_close_with_unread_answers_then_reopen(port: str, model: Model) -> None:
+    device = Device(port)
+    device.write((values(model, "10") + "\n").encode() * 50)
+    time.sleep(0.3)
+    device.close()  # 50 answers never read
+    device = Device(port)  # opening flushes stale input (pyserial does)
+    try:
+        assert device.ask("help") == HELP
+    finally:
+        device.close()
+
+
+def test_two_quick_opens_without_traffic(port: str) -> None:
+    for _ in range(20):
+        serial.Serial(port, timeout=0.1).close()
+    device = Device(port)
+    try:
+        assert device.ask("id").startswith("id proto=1 ")
+    finally:
+        device.close()
