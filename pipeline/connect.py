@@ -1,0 +1,72 @@
+"""Command-line plumbing shared by predict and verify: which port, which device, is it current.
+
+One place decides how a port is chosen (--port, --emulate, or USB discovery) and how a
+stale firmware is refused, so every tool says the same thing about it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pipeline.deployed import MODEL_DIR
+from pipeline.emulate import TARGETS as EMULATION_TARGETS, emulated_device
+from pipeline.serial_client import DEFAULT_TIMEOUT, DeviceError, find_nano33ble
+
+
+class StaleFirmware(DeviceError):
+    """The device runs a different model than the local build in firmware/model/."""
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--port", metavar="PORT",
+                       help="serial port of the device, e.g. /dev/ttyACM0 (default: find the one "
+                            "Arduino Nano 33 BLE by its USB VID:PID 2341:805a)")
+    where.add_argument("--emulate", choices=sorted(EMULATION_TARGETS),
+                       help="start the firmware emulated on this host and talk to it over its "
+                            "pseudo-terminal")
+    parser.add_argument("--allow-stale", action="store_true",
+                        help="talk to the device even if its model id differs from the local build's "
+                             "(firmware/model/model.json)")
+    parser.add_argument("--model-dir", type=Path, default=MODEL_DIR, metavar="DIR",
+                        help="the local build to compare with: a folder holding model.json and "
+                             "model.tflite (default firmware/model)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"how long to wait for each answer line (default {DEFAULT_TIMEOUT:g})")
+
+
+@contextlib.contextmanager
+def device_port(args: argparse.Namespace) -> Iterator[str]:
+    """The port to open: the one given, a freshly started emulation, or the board found by USB."""
+    if args.emulate:
+        with emulated_device(args.emulate) as port:
+            yield port
+    elif args.port:
+        yield args.port
+    else:
+        yield find_nano33ble()
+
+
+def check_fresh(device_id: str, local_id: str, allow_stale: bool) -> None:
+    """Refuses a device whose model differs from the local build, unless allowed."""
+    if device_id != local_id and not allow_stale:
+        raise StaleFirmware(
+            f"firmware is stale: the device runs model {device_id}, the local build is {local_id}; "
+            "rebuild and upload the firmware (pio run -t upload; an emulation rebuilds on start), "
+            "or pass --allow-stale")
+
+
+def run_cli(main: Callable[[], int]) -> int:
+    """Runs a tool's main; any error becomes one line on stderr and exit status 1, no traceback."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - a command-line tool reports, it does not crash
+        text = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: {text}", file=sys.stderr)
+        return 1

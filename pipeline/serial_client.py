@@ -1,0 +1,410 @@
+"""A client for serial protocol v1 (docs/protocol.md): one API for the board and the emulations.
+
+Every read is bounded by a deadline, so a silent, slow or unplugged device ends in an
+exception, never a hang. Errors form one hierarchy (DeviceError) so callers can report
+them in one line.
+"""
+from __future__ import annotations
+
+import errno
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import serial
+from serial.tools import list_ports
+
+PROTOCOL_VERSION = 1
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_WINDOW = 32
+
+# Arduino Nano 33 BLE USB ids, from ArduinoCore-mbed's boards.txt (nano33ble.vid/pid.N).
+ARDUINO_VID = 0x2341
+NANO33BLE_SKETCH_PIDS = (0x805A, 0x015A, 0x025A)  # a running sketch (CDC, CDC+HID variants)
+NANO33BLE_BOOTLOADER_PIDS = (0x005A,)  # after a double tap on reset: no sketch runs
+
+_POLL = 0.05  # pyserial's own read timeout; our deadlines loop over it
+_SETTLE = 0.25  # how long opening waits for stale answers to arrive before discarding them
+
+
+class DeviceError(Exception):
+    """Anything that went wrong talking to a device; str() is a one-line explanation."""
+
+
+class PortUnavailable(DeviceError):
+    """The port could not be opened (missing, busy, or no permission)."""
+
+
+class NoDeviceFound(DeviceError):
+    """Port discovery found no board, or several and cannot choose."""
+
+
+class DeviceTimeout(DeviceError):
+    """A response line did not come back in time."""
+
+
+class DeviceDisconnected(DeviceError):
+    """The port vanished under us (unplugged board, stopped emulator)."""
+
+
+class ProtocolError(DeviceError):
+    """The answer is an ERR line (code set) or not protocol v1 at all (code None)."""
+
+    def __init__(self, reason: str, code: int | None = None, line: str | None = None) -> None:
+        super().__init__(f"device error {code}: {reason}" if code is not None else reason)
+        self.code = code
+        self.reason = reason
+        self.line = line
+
+
+class NotOurDevice(DeviceError):
+    """`id` got no answer, or one that is not protocol v1: wrong port or different firmware."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The device's `id` line: which model and engine it runs, and its quantization."""
+
+    proto: int
+    model: str
+    engine: str
+    inputs: int
+    outputs: int
+    in_scale: float
+    in_zp: int
+    out_scale: float
+    out_zp: int
+    input_range: tuple[float, float]
+    arena: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, line: str) -> "Identity":
+        """Parses `id proto=1 model=... arena=B`; keys it does not know go to `extra`."""
+        fields = line.split()
+        if not fields or fields[0] != "id":
+            raise ValueError(f"not an id line: {line!r}")
+        pairs: dict[str, str] = {}
+        for item in fields[1:]:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"bad id field {item!r}")
+            pairs[key] = value
+        try:
+            lo, sep, hi = pairs.pop("range").partition(":")
+            if not sep:
+                raise ValueError("range is not LO:HI")
+            known = dict(
+                proto=int(pairs.pop("proto")), model=pairs.pop("model"), engine=pairs.pop("engine"),
+                inputs=int(pairs.pop("inputs")), outputs=int(pairs.pop("outputs")),
+                in_scale=float(pairs.pop("in_scale")), in_zp=int(pairs.pop("in_zp")),
+                out_scale=float(pairs.pop("out_scale")), out_zp=int(pairs.pop("out_zp")),
+                input_range=(float(lo), float(hi)), arena=int(pairs.pop("arena")))
+        except KeyError as missing:
+            raise ValueError(f"id line lacks {missing.args[0]}=") from None
+        return cls(**known, extra=pairs)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A float answer: the values, whether an input was outside the calibrated range, and the text."""
+
+    values: list[float]
+    clipped: bool
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Bench:
+    """`bench N`: N inferences timed by the device's own clock."""
+
+    n: int
+    us: int
+
+    @property
+    def us_per_inference(self) -> float:
+        return self.us / self.n
+
+
+def _format_value(x: float) -> str:
+    """Shortest round-trip decimal: the device parses it back to the same float32 as numpy does."""
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"{x} is not a finite number (the protocol accepts none)")
+    return repr(x)
+
+
+def _format_code(c: int) -> str:
+    """Codes are checked here, so a typo fails before it costs a round trip."""
+    if isinstance(c, bool) or int(c) != c or not -128 <= int(c) <= 127:
+        raise ValueError(f"{c!r} is not an int8 code (-128..127)")
+    return str(int(c))
+
+
+def _parse_numbers(tokens: Sequence[str], line: str) -> list[float]:
+    try:
+        return [float(t) for t in tokens]
+    except ValueError:
+        raise ProtocolError(f"unexpected answer {line!r}", line=line) from None
+
+
+class Device:
+    """A protocol-v1 device on a serial port; use as a context manager.
+
+    Opening sends a newline and discards whatever comes back, so answers left over
+    from an earlier session cannot be taken for ours. Call identify() first: it also
+    skips any stale line that arrives late, and it lets later answers be checked
+    against the model's output count.
+    """
+
+    def __init__(self, port: str, timeout: float = DEFAULT_TIMEOUT, baudrate: int = 115200) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.port = port
+        self.timeout = timeout
+        self.identity: Identity | None = None
+        self._buffer = bytearray()
+        try:
+            self._serial = serial.Serial(port, baudrate, timeout=min(_POLL, timeout),
+                                         write_timeout=timeout, exclusive=True)
+        except (serial.SerialException, OSError) as error:
+            raise PortUnavailable(_open_failure(port, error)) from error
+        try:
+            self._drain()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- context manager -------------------------------------------------------------
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._serial.close()
+        except (serial.SerialException, OSError):
+            pass  # the port may already be gone; closing must not raise on top of that
+
+    # -- bytes ------------------------------------------------------------------------
+    def _write(self, text: str) -> None:
+        try:
+            self._serial.write(text.encode("ascii"))
+        except serial.SerialTimeoutException as error:
+            raise DeviceTimeout(f"{self.port}: the device accepted no input for {self.timeout:g} s") from error
+        except (serial.SerialException, OSError) as error:
+            raise DeviceDisconnected(f"{self.port}: the device disconnected (port lost while writing)") from error
+
+    def _fill(self) -> bool:
+        """Reads what is available, waiting at most one poll interval; False when nothing came."""
+        try:
+            chunk = self._serial.read(max(1, self._serial.in_waiting))
+        except (serial.SerialException, OSError) as error:
+            raise DeviceDisconnected(f"{self.port}: the device disconnected (port lost while reading)") from error
+        self._buffer.extend(chunk)
+        return bool(chunk)
+
+    def _read_line(self, timeout: float | None = None) -> str:
+        """One response line without its line ending, within timeout (default: the device's)."""
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                raw = bytes(self._buffer[:end])
+                del self._buffer[:end + 1]
+                return raw.decode("ascii", errors="replace").rstrip("\r")
+            if time.monotonic() >= deadline:
+                raise DeviceTimeout(f"{self.port}: no answer within {wait:g} s")
+            self._fill()
+
+    def _drain(self) -> None:
+        """Sends a newline and discards all answers that arrive until the line goes quiet."""
+        self._write("\n")
+        end = time.monotonic() + min(_SETTLE, self.timeout)
+        seen_line = False
+        while time.monotonic() < end:
+            got = self._fill()
+            seen_line = seen_line or b"\n" in self._buffer
+            if seen_line and not got:
+                break  # one poll interval of quiet after the first answer
+        self._buffer.clear()
+        try:
+            self._serial.reset_input_buffer()
+        except (serial.SerialException, OSError) as error:
+            raise DeviceDisconnected(f"{self.port}: the device disconnected (port lost while opening)") from error
+
+    # -- requests ---------------------------------------------------------------------
+    def request(self, line: str, timeout: float | None = None) -> str:
+        """Sends one request line, returns its response line; ERR lines raise ProtocolError."""
+        if "\n" in line or "\r" in line:
+            raise ValueError("one request is one line: no CR or LF inside")
+        self._write(line + "\n")
+        return self._checked(self._read_line(timeout))
+
+    @staticmethod
+    def _checked(answer: str) -> str:
+        """The answer itself, or ProtocolError carrying the code and reason of an ERR line."""
+        if not answer.startswith("ERR"):
+            return answer
+        code, _, reason = answer[3:].strip().partition(" ")
+        if not code.isdigit():
+            raise ProtocolError(f"malformed error line {answer!r}", line=answer)
+        raise ProtocolError(reason.strip() or answer, code=int(code), line=answer)
+
+    def _check_count(self, got: int, answer: str) -> None:
+        """Once identified, an answer with the wrong number of outputs is not ours."""
+        if self.identity is not None and got != self.identity.outputs:
+            raise ProtocolError(f"expected {self.identity.outputs} outputs, got {answer!r}", line=answer)
+
+    def identify(self) -> Identity:
+        """Asks `id`; skips stale lines before the answer. NotOurDevice if none comes in time."""
+        try:
+            self._write("id\n")
+            deadline = time.monotonic() + self.timeout
+            while True:
+                line = self._read_line(max(0.0, deadline - time.monotonic()))
+                if line.startswith("id ") or line == "id":
+                    break
+        except DeviceTimeout as error:
+            raise NotOurDevice(f"{self.port}: no answer to `id` within {self.timeout:g} s: "
+                               "not a protocol-v1 device (wrong port, or other firmware)") from error
+        try:
+            identity = Identity.parse(line)
+        except ValueError as error:
+            raise NotOurDevice(f"{self.port}: `id` answered {line!r}: {error}") from error
+        if identity.proto != PROTOCOL_VERSION:
+            raise ProtocolError(f"device speaks protocol {identity.proto}, this client speaks "
+                                f"{PROTOCOL_VERSION}", line=line)
+        self.identity = identity
+        return identity
+
+    def predict(self, values: Sequence[float]) -> Prediction:
+        """Float inputs in, float outputs out, as a person at a terminal would ask."""
+        answer = self.request(" ".join(_format_value(v) for v in values))
+        tokens = answer.split()
+        clipped = bool(tokens) and tokens[-1] == "clipped"
+        if clipped:
+            tokens = tokens[:-1]
+        if not tokens:
+            raise ProtocolError(f"unexpected answer {answer!r}", line=answer)
+        self._check_count(len(tokens), answer)
+        return Prediction(_parse_numbers(tokens, answer), clipped, answer)
+
+    def predict_codes(self, codes: Sequence[int]) -> list[int]:
+        """Raw int8 input codes in, raw int8 output codes out (`q`): exact, for programs."""
+        return self._parse_q(self.request(self._q_line(codes)))
+
+    def predict_codes_many(self, rows: Iterable[Sequence[int]], window: int = DEFAULT_WINDOW) -> list[list[int]]:
+        """`q` for many rows, keeping up to `window` requests in flight; answers in row order.
+
+        Pipelining hides the round-trip latency (USB frames, pty wake-ups). The window
+        stays small so neither side's buffer can fill while the other waits. An ERR
+        answer raises ProtocolError after the answers still in flight are read, so the
+        device stays in step for the next request.
+        """
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        pending = enumerate(rows)  # formatted lazily: a long stream costs no memory up front
+        exhausted = False
+        results: list[list[int]] = []
+        in_flight: deque[int] = deque()
+        failure: Exception | None = None  # stops sending; in-flight answers are still read
+        while True:
+            if failure is None and not exhausted and len(in_flight) <= window // 2:
+                batch: list[str] = []
+                while len(in_flight) < window:
+                    try:
+                        index, row = next(pending)
+                        batch.append(self._q_line(row) + "\n")
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    except ValueError as error:
+                        failure = ValueError(f"row {index}: {error}")
+                        break
+                    in_flight.append(index)
+                if batch:
+                    self._write("".join(batch))
+            if not in_flight:
+                break
+            index = in_flight.popleft()
+            answer = self._read_line()
+            if failure is not None:
+                continue
+            try:
+                results.append(self._parse_q(self._checked(answer)))
+            except ProtocolError as error:
+                failure = ProtocolError(f"row {index}: {error.reason}", code=error.code, line=error.line)
+        if failure is not None:
+            raise failure
+        return results
+
+    def bench(self, n: int, timeout: float | None = None) -> Bench:
+        """Times n inferences on the device; the timeout grows with n (100 us per inference)."""
+        answer = self.request(f"bench {int(n)}", self.timeout + n * 1e-4 if timeout is None else timeout)
+        fields = dict(item.partition("=")[::2] for item in answer.split()[1:])
+        try:
+            if not answer.startswith("bench "):
+                raise ValueError
+            return Bench(int(fields["n"]), int(fields["us"]))
+        except (KeyError, ValueError):
+            raise ProtocolError(f"unexpected answer to bench: {answer!r}", line=answer) from None
+
+    def help(self) -> str:
+        return self.request("help")
+
+    @staticmethod
+    def _q_line(codes: Sequence[int]) -> str:
+        return "q " + " ".join(_format_code(c) for c in codes)
+
+    def _parse_q(self, answer: str) -> list[int]:
+        tokens = answer.split()
+        if len(tokens) < 2 or tokens[0] != "q":
+            raise ProtocolError(f"unexpected answer to q: {answer!r}", line=answer)
+        try:
+            codes = [int(t) for t in tokens[1:]]
+        except ValueError:
+            raise ProtocolError(f"unexpected answer to q: {answer!r}", line=answer) from None
+        if any(not -128 <= c <= 127 for c in codes):
+            raise ProtocolError(f"output code out of int8 range: {answer!r}", line=answer)
+        self._check_count(len(codes), answer)
+        return codes
+
+
+def _open_failure(port: str, error: Exception) -> str:
+    """pyserial's open errors, said once and with the usual fix."""
+    code = getattr(error, "errno", None)  # pyserial raises SerialException(errno, message)
+    if code == errno.ENOENT:
+        return f"{port}: no such serial port"
+    if code == errno.EACCES:
+        return f"{port}: permission denied (on Linux, add yourself to the dialout group and log in again)"
+    if code in (errno.EWOULDBLOCK, errno.EBUSY):
+        return f"{port}: busy, another program has the port open (a serial monitor?)"
+    return f"cannot open {port}: {error}"
+
+
+def find_nano33ble() -> str:
+    """The serial port of the one Arduino Nano 33 BLE plugged in, found by USB VID:PID."""
+    sketch, bootloader = [], []
+    for port in list_ports.comports():
+        if port.vid != ARDUINO_VID:
+            continue
+        if port.pid in NANO33BLE_SKETCH_PIDS:
+            sketch.append(port.device)
+        elif port.pid in NANO33BLE_BOOTLOADER_PIDS:
+            bootloader.append(port.device)
+    if len(sketch) == 1:
+        return sketch[0]
+    if len(sketch) > 1:
+        raise NoDeviceFound(f"several Arduino Nano 33 BLE boards found ({', '.join(sorted(sketch))}): "
+                            "choose one with --port")
+    if bootloader:
+        raise NoDeviceFound(f"the Nano 33 BLE at {', '.join(sorted(bootloader))} is in its bootloader "
+                            "(no sketch runs): upload the firmware or press reset once")
+    raise NoDeviceFound("no Arduino Nano 33 BLE found (USB 2341:805a): plug it in, or give --port "
+                        "(or --emulate native to use the emulation)")

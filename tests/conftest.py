@@ -1,0 +1,56 @@
+"""Device fixtures: the native emulation by default, a real board with `pytest --port /dev/ttyACM0`."""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Iterator
+
+import pytest
+
+from pipeline import deployed
+from pipeline.deployed import DeployedModel
+from pipeline.serial_client import Device
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--port", action="store", default=None, metavar="PORT",
+                     help="run the device tests against this serial port (a real board) "
+                          "instead of the native emulation")
+
+
+@pytest.fixture(scope="session")
+def real_port(request: pytest.FixtureRequest) -> str | None:
+    """The --port given on the command line, or None when the tests use the emulation."""
+    return request.config.getoption("--port")
+
+
+@pytest.fixture(scope="session")
+def native_tools() -> None:
+    """Skips (naming the packages) where the native emulation cannot be built."""
+    compiler = os.environ.get("CC", "").split()[:1] or ["cc", "gcc", "clang"]
+    if shutil.which("cmake") is None or not any(shutil.which(c) for c in compiler):
+        pytest.skip("the native emulation needs cmake and a C compiler: apt-get install cmake g++")
+
+
+@pytest.fixture(scope="session")
+def device_port(request: pytest.FixtureRequest, real_port: str | None) -> Iterator[str]:
+    """One device for the whole session: the board on --port, or one native emulation."""
+    if real_port:
+        yield real_port
+        return
+    request.getfixturevalue("native_tools")
+    from pipeline.emulate import emulated_device
+    with emulated_device("native") as port:
+        yield port
+
+
+@pytest.fixture
+def device(device_port: str) -> Iterator[Device]:
+    """A fresh connection per test; the port is free again for CLI subprocesses afterwards."""
+    with Device(device_port) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def model() -> DeployedModel:
+    return deployed.load()

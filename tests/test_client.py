@@ -1,0 +1,305 @@
+"""The serial client, predict and verify against a real device: the native emulation behind a
+pty by default, or a board with `pytest --port /dev/ttyACM0`. No mocks: the odd ports are real
+pseudo-terminals with nothing, or something else, on the other end."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from pipeline import connect, emulate, oracle
+from pipeline.deployed import DeployedModel, load
+from pipeline.serial_client import (Device, DeviceDisconnected, DeviceError, DeviceTimeout, Identity,
+                                    NoDeviceFound, NotOurDevice, ProtocolError, find_nano33ble)
+from pipeline.verify import verify
+
+ROOT = Path(__file__).resolve().parent.parent
+PRINTED = re.compile(r"^-?\d+(\.\d{1,4})?( -?\d+(\.\d{1,4})?)*( clipped)?$")
+
+
+def run_tool(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# -- identity and answers -------------------------------------------------------------
+
+def test_identify_matches_model_json(device: Device, model: DeployedModel) -> None:
+    identity = device.identify()
+    meta = model.meta
+    assert identity.proto == 1
+    assert identity.model == model.id == meta["sha256"][:12]
+    assert identity.engine in ("aot", "tflm")
+    assert (identity.inputs, identity.outputs) == (meta["inputs"], meta["outputs"])
+    assert identity.in_scale == pytest.approx(meta["input"]["scale"], rel=1e-5)
+    assert identity.out_scale == pytest.approx(meta["output"]["scale"], rel=1e-5)
+    assert (identity.in_zp, identity.out_zp) == (meta["input"]["zero_point"], meta["output"]["zero_point"])
+    assert identity.input_range == pytest.approx(tuple(meta["input_range"]), abs=1e-4)
+    if identity.engine == "aot":
+        assert identity.arena == 0
+    else:
+        assert 0 < identity.arena <= meta["arena_bytes"]
+
+
+def test_predict_10_is_close_to_19(device: Device, model: DeployedModel) -> None:
+    if model.inputs != 1:
+        pytest.skip("the lesson's x = 10 needs the one-input seed model")
+    answer = device.predict([10])
+    assert not answer.clipped
+    assert answer.values[0] == pytest.approx(19, abs=0.2)
+    code = device.predict_codes([int(model.quantize(np.array([10.0]))[0])])
+    assert answer.values[0] == pytest.approx(float(model.dequantize(np.array(code))[0]), abs=5e-5)
+
+
+def test_outside_the_range_is_flagged_clipped(device: Device, model: DeployedModel) -> None:
+    lo, hi = model.input_range
+    inside = device.predict([(lo + hi) / 2] * model.inputs)
+    above = device.predict([hi + (hi - lo)] * model.inputs)
+    assert not inside.clipped and above.clipped
+    assert above.text.endswith(" clipped")
+
+
+def test_pipelined_answers_keep_request_order(device: Device, model: DeployedModel) -> None:
+    codes, _ = model.sweep
+    rows = codes.tolist()
+    one_by_one = [device.predict_codes(r) for r in rows]
+    assert device.predict_codes_many(rows, window=7) == one_by_one
+    assert device.predict_codes_many(rows[::-1] * 4, window=64) == one_by_one[::-1] * 4
+    want, _ = oracle.int8_outputs(model.tflite, codes)
+    assert np.array_equal(np.array(one_by_one, dtype=np.int8), np.asarray(want).reshape(len(rows), -1))
+
+
+def test_err_lines_raise_and_keep_the_device_in_step(device: Device, model: DeployedModel) -> None:
+    with pytest.raises(ProtocolError) as wrong_count:
+        device.predict([1.0] * (model.inputs + 1))
+    assert wrong_count.value.code == 4
+    with pytest.raises(ProtocolError) as unknown:
+        device.request("frobnicate")
+    assert unknown.value.code == 6 and "unknown command" in unknown.value.reason
+    good = [0] * model.inputs
+    rows = [good] * 10 + [good + [0]] + [good] * 10
+    with pytest.raises(ProtocolError) as bad_row:
+        device.predict_codes_many(rows, window=8)
+    assert bad_row.value.code == 4 and "row 10" in str(bad_row.value)
+    assert device.predict_codes_many([good] * 3) == [device.predict_codes(good)] * 3
+    with pytest.raises(ValueError, match="row 40"):  # caught here, before it is sent
+        device.predict_codes_many([good] * 40 + [[999] * model.inputs] + [good] * 40, window=16)
+    assert device.predict_codes_many([good] * 3) == [device.predict_codes(good)] * 3
+    assert device.identify().proto == 1
+
+
+def test_bench_times_inferences(device: Device) -> None:
+    result = device.bench(100)
+    assert result.n == 100 and result.us >= 0
+
+
+def test_client_refuses_bad_input_before_sending(device: Device) -> None:
+    with pytest.raises(ValueError):
+        device.predict([float("nan")])
+    with pytest.raises(ValueError):
+        device.predict_codes([128])
+    assert device.identify().proto == 1
+
+
+def test_identity_parse_keeps_unknown_fields() -> None:
+    line = ("id proto=1 model=0123456789ab engine=tflm inputs=2 outputs=3 in_scale=0.5 in_zp=-1 "
+            "out_scale=0.25 out_zp=7 range=-2.5:3 arena=1104 board=nano33ble")
+    identity = Identity.parse(line)
+    assert identity.input_range == (-2.5, 3.0) and identity.arena == 1104
+    assert identity.extra == {"board": "nano33ble"}
+    with pytest.raises(ValueError):
+        Identity.parse("id proto=1 model=0123456789ab")
+
+
+# -- verify -----------------------------------------------------------------------------
+
+def test_verify_passes_with_no_mismatches(device: Device, model: DeployedModel) -> None:
+    result = verify(device, model)
+    assert result.mismatches == 0
+    assert result.ok, [c for c in result.checks if not c.passed]
+    assert result.rows == len(model.sweep[0])
+    assert result.device_vs_float["max_lsb"] <= model.meta["tolerance"]["max_lsb"]
+    assert result.oracle == ("tflm" if oracle.tflm_available() else "reference")
+
+
+def test_verify_cli_prints_table_and_verdict(device_port: str) -> None:
+    done = run_tool("pipeline.verify", "--port", device_port)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"\d+ passed, 0 failed", lines[-1])
+    for metric in ("MAE", "RMSE", "max abs", "max LSB", "L2 rel", "cosine"):
+        assert metric in done.stdout
+    assert re.search(r"int8 mismatches vs \w+: 0 of \d+ rows", done.stdout)
+
+
+# -- predict CLI ------------------------------------------------------------------------
+
+def test_predict_cli_prints_one_line_per_query(device_port: str, model: DeployedModel) -> None:
+    if model.inputs != 1:
+        pytest.skip("written for a one-input model")
+    lo, hi = model.input_range
+    done = run_tool("pipeline.predict", "--port", device_port, "10", "-1", f"{hi + 1:g}", "-1e0")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 and all(PRINTED.match(line) for line in lines), lines
+    assert float(lines[0]) == pytest.approx(19, abs=0.2)
+    assert lines[1] == lines[3] and not lines[1].endswith("clipped")
+    assert lines[2].endswith(" clipped")
+
+    codes = run_tool("pipeline.predict", "--port", device_port, "--codes", "0", "-128")
+    assert codes.returncode == 0, codes.stderr
+    assert [int(c) for c in codes.stdout.split()] == \
+        np.asarray(oracle.int8_outputs(model.tflite, np.array([[0], [-128]]))[0]).ravel().tolist()
+
+
+def test_predict_cli_errors_are_one_line(device_port: str, model: DeployedModel) -> None:
+    wrong = run_tool("pipeline.predict", "--port", device_port, ",".join(["1"] * (model.inputs + 1)))
+    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert len(wrong.stderr.splitlines()) == 1 and "input" in wrong.stderr
+    missing = run_tool("pipeline.predict", "--port", "/dev/no-such-port", "1")
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: /dev/no-such-port: no such serial port"
+
+
+# -- stale firmware ---------------------------------------------------------------------
+
+@pytest.fixture
+def stale_model_dir(tmp_path: Path, model: DeployedModel) -> Path:
+    """A copy of the local build whose flatbuffer changed: the device now runs a stale model."""
+    tflite = model.tflite + b"\0" * 8  # trailing bytes: still a readable flatbuffer
+    digest = hashlib.sha256(tflite).hexdigest()
+    meta = dict(model.meta, sha256=digest, id=digest[:12])
+    (tmp_path / "model.tflite").write_bytes(tflite)
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    return tmp_path
+
+
+def test_predict_refuses_stale_firmware(device_port: str, stale_model_dir: Path) -> None:
+    stale_id = load(stale_model_dir).id
+    done = run_tool("pipeline.predict", "--port", device_port, "--model-dir", str(stale_model_dir), "1")
+    assert done.returncode == 1 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1
+    assert "stale" in done.stderr and stale_id in done.stderr and "upload" in done.stderr
+    assert "Traceback" not in done.stderr
+    allowed = run_tool("pipeline.predict", "--port", device_port, "--model-dir", str(stale_model_dir),
+                       "--allow-stale", "1")
+    assert allowed.returncode == 0 and PRINTED.match(allowed.stdout.strip())
+
+
+def test_verify_refuses_stale_firmware(device_port: str, device: Device, stale_model_dir: Path) -> None:
+    stale = load(stale_model_dir)
+    result = verify(device, stale)
+    assert not result.ok and [c.name for c in result.checks if not c.passed] == ["model id"]
+    allowed = verify(device, stale, allow_stale=True)
+    assert allowed.ok and allowed.warnings
+    device.close()  # frees the port for the CLI
+    done = run_tool("pipeline.verify", "--port", device_port, "--model-dir", str(stale_model_dir))
+    assert done.returncode == 1 and "stale" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_check_fresh() -> None:
+    connect.check_fresh("abc", "abc", allow_stale=False)
+    connect.check_fresh("abc", "def", allow_stale=True)
+    with pytest.raises(connect.StaleFirmware, match="rebuild and upload"):
+        connect.check_fresh("abc", "def", allow_stale=False)
+
+
+# -- ports that are not our device ------------------------------------------------------
+
+@contextlib.contextmanager
+def pty_pair() -> Iterator[tuple[int, str]]:
+    """A real pseudo-terminal: (master fd, slave path)."""
+    master, slave = os.openpty()
+    try:
+        yield master, os.ttyname(slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_silent_port_is_not_our_device_and_does_not_hang() -> None:
+    with pty_pair() as (_, path):
+        start = time.monotonic()
+        with Device(path, timeout=0.5) as device, pytest.raises(NotOurDevice) as error:
+            device.identify()
+        assert time.monotonic() - start < 2.0
+        assert isinstance(error.value.__cause__, DeviceTimeout)
+        with Device(path, timeout=0.3) as device, pytest.raises(DeviceTimeout):
+            device.predict_codes([0])
+
+
+def test_chatty_port_is_not_our_device() -> None:
+    """Something else answers every line (another firmware, a modem): not protocol v1."""
+    with pty_pair() as (master, path):
+        stop = threading.Event()
+
+        def answer() -> None:
+            while not stop.is_set():
+                if not select.select([master], [], [], 0.05)[0]:
+                    continue
+                data = os.read(master, 256)
+                for _ in range(data.count(b"\n")):
+                    os.write(master, b"OK ready\r\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        start = time.monotonic()
+        try:
+            with Device(path, timeout=0.5) as device, pytest.raises(NotOurDevice):
+                device.identify()
+            with Device(path, timeout=0.5) as device, pytest.raises(ProtocolError):
+                device.predict_codes([0])
+        finally:
+            stop.set()
+            thread.join()
+        assert time.monotonic() - start < 3.0
+
+
+def test_find_nano33ble_names_the_problem() -> None:
+    try:
+        port = find_nano33ble()
+    except NoDeviceFound as error:
+        assert "Nano 33 BLE" in str(error)
+    else:
+        assert port.startswith("/dev/") or port.upper().startswith("COM")
+
+
+# -- a device that vanishes -------------------------------------------------------------
+
+def test_device_vanishing_mid_query_raises_quickly(request: pytest.FixtureRequest,
+                                                   real_port: str | None) -> None:
+    """The emulator is killed (as if unplugged) while a long pipelined query runs."""
+    if real_port:
+        pytest.skip("cannot unplug a real board from a test")
+    request.getfixturevalue("native_tools")
+    emulation = emulate.start("native")
+    try:
+        with Device(emulation.port, timeout=1.0) as device:
+            assert device.identify().proto == 1
+            endless = ([(i % 256) - 128] for i in itertools.count())
+            killer = threading.Timer(0.3, emulation.process.send_signal, (signal.SIGKILL,))
+            start = time.monotonic()
+            killer.start()
+            with pytest.raises((DeviceDisconnected, DeviceTimeout)):
+                device.predict_codes_many(endless, window=32)
+            assert time.monotonic() - start < 5.0
+            assert emulation.process.wait(timeout=5) == -signal.SIGKILL
+            start = time.monotonic()
+            with pytest.raises((DeviceDisconnected, DeviceTimeout)):
+                device.predict_codes([0])
+            assert time.monotonic() - start < 2.0
+    finally:
+        emulation.stop(check=False)
