@@ -1,0 +1,44 @@
+"""A bounded libFuzzer session over the firmware core, with AddressSanitizer and UBSan: any finding fails.
+
+CI spends about a minute here (FUZZ_SECONDS per harness); run it much longer by hand with
+the command in firmware/fuzz/fuzz_protocol.c.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
+SECONDS = int(os.environ.get("FUZZ_SECONDS", "30"))
+
+pytestmark = pytest.mark.skipif(shutil.which("clang") is None or shutil.which("cmake") is None,
+                                reason="fuzzing needs clang and cmake: apt-get install clang cmake")
+
+
+@pytest.fixture(scope="module")
+def fuzzers() -> Path:
+    build = ROOT / "build" / "fuzz"
+    subprocess.run(["cmake", "-S", str(ROOT / "firmware"), "-B", str(build), "-DFUZZ=ON", "-DCMAKE_C_COMPILER=clang",
+                    "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "--target", "fuzz_protocol", "fuzz_numbers"], check=True,
+                   capture_output=True)
+    return build
+
+
+@pytest.mark.parametrize("harness,corpus", [("fuzz_protocol", "protocol"), ("fuzz_numbers", "numbers")])
+def test_bounded_fuzz_session_finds_nothing(fuzzers, harness, corpus, tmp_path):
+    work = tmp_path / "corpus"
+    shutil.copytree(CORPUS / corpus, work)
+    run = subprocess.run([str(fuzzers / harness), str(work), f"-max_total_time={SECONDS}", "-max_len=4096",
+                          "-print_final_stats=1", f"-artifact_prefix={tmp_path}/"],
+                         capture_output=True, text=True, timeout=SECONDS + 120)
+    findings = [p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "leak-", "timeout-", "oom-"))]
+    tail = "\n".join(run.stderr.splitlines()[-25:])
+    assert run.returncode == 0 and not findings, f"{harness} found {findings}:\n{tail}"
+    runs = [line for line in run.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
+    assert runs and int(runs[0].split(":")[-1]) > 1000, tail
