@@ -268,6 +268,38 @@ def test_chatty_port_is_not_our_device() -> None:
         assert time.monotonic() - start < 3.0
 
 
+def test_slow_device_times_out_and_cli_says_so_in_one_line() -> None:
+    """A device that answers, but later than the timeout: a clear timeout, never a hang."""
+    with pty_pair() as (master, path):
+        stop = threading.Event()
+
+        def answer_late() -> None:
+            while not stop.is_set():
+                if not select.select([master], [], [], 0.05)[0]:
+                    continue
+                data = os.read(master, 256)
+                for _ in range(data.count(b"\n")):
+                    if stop.wait(1.5):
+                        return
+                    os.write(master, b"q 0\r\n")
+
+        thread = threading.Thread(target=answer_late, daemon=True)
+        thread.start()
+        try:
+            start = time.monotonic()
+            with Device(path, timeout=0.4) as device, pytest.raises(DeviceTimeout):
+                device.predict_codes([0])
+            assert time.monotonic() - start < 2.5
+            run = subprocess.run([sys.executable, "-m", "pipeline.predict", "--port", path, "--timeout", "0.4", "10"],
+                                 capture_output=True, text=True, timeout=30)
+            assert run.returncode == 1 and run.stdout == ""
+            assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+            assert "error:" in run.stderr
+        finally:
+            stop.set()
+            thread.join()
+
+
 def test_find_nano33ble_names_the_problem() -> None:
     try:
         port = find_nano33ble()
