@@ -116,7 +116,6 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from pipeline.capture import fd_output
     with fd_output(2):  # TensorFlow's import-time log lines about absent GPUs
-        import numpy as np
         from pipeline import check, emit, explain, oracle, quantize, report, tflite_model, train
     lap("import")
 

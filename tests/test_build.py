@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import build, check, data, deployed, oracle, quantize, reference, tflite_model
+from pipeline import build, deployed, quantize, reference, tflite_model
 import trained
 
 EMITTED = {"model_data.h", "model_data.cpp", "model_info.h", "model_aot.h", "model_aot.c", "model.json", "model.tflite"}

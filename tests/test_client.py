@@ -23,7 +23,7 @@ import pytest
 
 from pipeline import connect, emulate, oracle
 from pipeline.deployed import DeployedModel, load
-from pipeline.serial_client import (Device, DeviceDisconnected, DeviceError, DeviceTimeout, Identity,
+from pipeline.serial_client import (Device, DeviceDisconnected, DeviceTimeout, Identity,
                                     NoDeviceFound, NotOurDevice, ProtocolError, find_nano33ble)
 from pipeline.verify import verify
 
