@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
+from pipeline.qemu import QemuTarget
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE_DIR = REPO_ROOT / "firmware"
 BUILD_ROOT = REPO_ROOT / "build"
@@ -226,7 +228,7 @@ class NativeTarget:
         return port
 
 
-TARGETS: dict[str, type] = {"native": NativeTarget}
+TARGETS: dict[str, type] = {"native": NativeTarget, "qemu": QemuTarget}
 
 
 def _target(name: str) -> Target:
@@ -323,17 +325,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "until Ctrl-C or SIGTERM. Any serial client (pyserial, screen, picocom, "
                     "python -m pipeline.predict --port PATH) can talk protocol v1 to it.")
     parser.add_argument("target", choices=sorted(TARGETS),
-                        help="native: the firmware core compiled for this host")
+                        help="native: the firmware core compiled for this host; qemu: compiled for the "
+                             "Nano's Cortex-M4 and run on qemu-system-arm (mps2-an386)")
     parser.add_argument("--build-dir", type=Path, metavar="DIR",
-                        help="CMake build directory (default build/native, with -tflm and "
-                             "-sanitize suffixes for those options)")
+                        help="CMake build directory (default build/native or build/qemu, with -tflm "
+                             "and -sanitize suffixes for those options)")
     parser.add_argument("--sanitize", action="store_true",
                         help="build with AddressSanitizer and UndefinedBehaviorSanitizer")
     parser.add_argument("--tflm-root", type=Path, metavar="DIR",
                         help="TFLM library tree: use the TFLM engine instead of the AOT one")
     parser.add_argument("--program", choices=NativeTarget.programs, default="tinyml_device",
-                        help="native host program to run: the device (default), or one whose "
-                             "engine always fails, for testing error reporting")
+                        help="program to run: the device (default), or one whose engine always "
+                             "fails, for testing error reporting")
     parser.add_argument("--verbose", action="store_true",
                         help="show the build's output (on stderr) even when it succeeds")
     args = parser.parse_args(argv)
