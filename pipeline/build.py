@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -52,6 +53,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="largest float-vs-int8 error allowed inside the calibrated range, in output quantization steps (default 4)")
     p.add_argument("--out", type=Path, default=MODEL_DIR, help="folder for the firmware model sources (default firmware/model)")
     p.add_argument("--report-dir", type=Path, default=ROOT / "build", help="folder for report.json, report.md, fit.png, loss.png (default build)")
+    p.add_argument("--footprint", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure flash, RAM, stack and instructions per inference on the Cortex-M4 under QEMU (default "
+                        "on; skipped, saying why, without gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the written files")
     return p.parse_args(argv)
 
@@ -160,14 +164,31 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     r = report.assemble(facts=facts, dataset=dataset, config=config, trained=trained, explanation=explanation,
                         result=result, engine=args.engine, hidden=hidden, activation=args.activation,
                         tflite_bytes=len(tflite), timings=timings)
-    pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),
-                "loss.png": report.loss_png(trained.losses, f"{name}: training loss")}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        on_chip = pool.submit(_footprint, sources) if args.footprint else None
+        pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),
+                    "loss.png": report.loss_png(trained.losses, f"{name}: training loss")}
+        r["footprint"] = on_chip.result() if on_chip else None
+    for line in report.footprint_lines(r["footprint"]):
+        say(line)
     lap("report")
     outputs = {args.out / file: content for file, content in sources.items()}
     outputs.update(report.files(args.report_dir, r, pictures))
     for path in write_all(outputs):
         print(f"wrote {_display(path)}")
     return r
+
+
+def _footprint(sources: dict[str, bytes]) -> dict[str, Any]:
+    """Cost on the Nano's CPU; a machine without the cross tools or QEMU still builds, and says why not."""
+    from pipeline import footprint, qemu
+    problem = qemu.toolchain_problem() or qemu.qemu_problem()
+    if problem:
+        return {"skipped": problem}
+    try:
+        return footprint.measure_sources(sources)
+    except (qemu.QemuError, footprint.FootprintError, OSError) as exc:
+        return {"skipped": f"measurement failed: {exc}"}
 
 
 def _display(path: Path) -> str:

@@ -388,6 +388,30 @@ def measure(model_dir: Path | None = None, tflm_root: Path | str | None = None,
     return results
 
 
+REPORTED = ("flash_bytes", "ram_bytes", "stack_bytes", "instructions_per_inference", "arena_bytes", "sections")
+STAGE_DIR = qemu.BUILD_DIR.parent / "footprint"
+
+
+def measure_sources(sources: dict[str, bytes], tflm_root: Path | str | None = None) -> dict[str, dict[str, Any]]:
+    """The report's figures for model sources the build has not written yet.
+
+    The build measures before it commits its outputs, so the sources are staged in
+    build/footprint/model; files whose bytes did not change keep their mtime, which keeps
+    the cross build incremental from one build to the next."""
+    if tflm_root is None and os.environ.get("TFLM_ROOT"):
+        tflm_root = os.environ["TFLM_ROOT"]
+    model_dir = STAGE_DIR / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for name, content in sources.items():
+        path = model_dir / name
+        if not path.is_file() or path.read_bytes() != content:
+            path.write_bytes(content)
+    engines = {"aot": None, **({"tflm": Path(tflm_root)} if tflm_root else {})}
+    return {engine: {key: figures[key] for key in REPORTED}
+            for engine, root in engines.items()
+            for figures in [measure_engine(engine, model_dir, tflm_root=root, build_dir=STAGE_DIR / engine)]}
+
+
 def assess(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The AOT engine against the issue's targets, which are set for the single neuron
     ("neuron"): flash <= 1 KB, static RAM <= 64 B, >= 10x fewer instructions per inference

@@ -121,7 +121,10 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {', '.join(f'{v:g}' for v in p['x'])} | {', '.join(f'{v:.4f}' for v in p['float'])} | "
                      f"{', '.join(f'{v:.4f}' for v in p['int8'])} | {'clipped' if p['clipped'] else ''} |")
     if r.get("footprint"):
-        lines += ["", "## Footprint", ""] + [f"- {k}: {v}" for k, v in r["footprint"].items()]
+        lines += ["", "## Footprint on the Cortex-M4 (QEMU mps2-an386, arm-none-eabi-gcc -Os)", "",
+                  *footprint_lines(r["footprint"]), "",
+                  "Engine + model only, without UART and startup code; instructions from `bench` under "
+                  "`-icount shift=0`, minus an engine that computes nothing (docs/qemu.md)."]
     lines += ["", "## Time", ""] + [f"- {k}: {v:.2f} s" for k, v in r["timings"].items()]
     return "\n".join(lines) + "\n"
 
@@ -146,6 +149,17 @@ def assemble(*, facts, dataset, config, trained, explanation, result, engine: st
         "lesson": result.lesson,
         "timings": timings,
     }
+
+
+def footprint_lines(footprint: dict[str, Any] | None) -> list[str]:
+    if not footprint:
+        return []
+    if "skipped" in footprint:
+        return [f"footprint: not measured ({footprint['skipped']})"]
+    return [f"footprint {engine}: flash {f['flash_bytes']} B, RAM {f['ram_bytes']} B (data + bss), stack "
+            f"{f['stack_bytes']} B, {f['instructions_per_inference']} instructions per inference"
+            + (f", arena {f['arena_bytes']} B" if f.get("arena_bytes") else "")
+            for engine, f in footprint.items()]
 
 
 def files(directory: Path, report: dict[str, Any], pictures: dict[str, bytes]) -> dict[Path, bytes]:

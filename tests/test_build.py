@@ -15,10 +15,25 @@ import trained
 EMITTED = {"model_data.h", "model_data.cpp", "model_info.h", "model_aot.h", "model_aot.c", "model.json", "model.tflite"}
 
 
-def run_build(tmp_path: Path, *args: str, name: str = "a") -> tuple[int, Path, Path]:
+def run_build(tmp_path: Path, *args: str, name: str = "a", footprint: bool = False) -> tuple[int, Path, Path]:
     out, rep = tmp_path / name / "model", tmp_path / name / "report"
-    status = build.main(["-q", *args, "--out", str(out), "--report-dir", str(rep)])
+    status = build.main(["-q", "--footprint" if footprint else "--no-footprint", *args, "--out", str(out),
+                         "--report-dir", str(rep)])
     return status, out, rep
+
+
+def test_report_has_the_footprint_on_cortex_m4(tmp_path):
+    from pipeline import qemu
+    problem = qemu.toolchain_problem() or qemu.qemu_problem()
+    if problem:
+        pytest.skip(problem)
+    status, _, rep = run_build(tmp_path, footprint=True)
+    assert status == 0
+    r = json.loads((rep / "report.json").read_text())
+    aot = r["footprint"]["aot"]
+    assert 0 < aot["flash_bytes"] <= 1024 and aot["ram_bytes"] <= 64
+    assert 0 < aot["instructions_per_inference"] < 590 / 10
+    assert "footprint aot: flash" in (rep / "report.md").read_text()
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -119,7 +134,7 @@ def test_aot_engine_accepts_per_channel(tmp_path):
 
 def test_tape_trainer_reproduces_the_lesson(tmp_path, capsys):
     out, rep = tmp_path / "m", tmp_path / "r"
-    assert build.main(["--trainer", "tape", "--out", str(out), "--report-dir", str(rep)]) == 0
+    assert build.main(["--trainer", "tape", "--no-footprint", "--out", str(out), "--report-dir", str(rep)]) == 0
     text = capsys.readouterr().out
     assert "step  50: w = 1.9812, b = -0.9418" in text
     traj = json.loads((rep / "report.json").read_text())["training"]["trajectory"]
@@ -127,7 +142,7 @@ def test_tape_trainer_reproduces_the_lesson(tmp_path, capsys):
 
 
 def test_two_layer_shows_the_hand_computation(tmp_path, capsys):
-    assert build.main(["--model", "two-layer", "--out", str(tmp_path / "m"), "--report-dir", str(tmp_path / "r")]) == 0
+    assert build.main(["--model", "two-layer", "--no-footprint", "--out", str(tmp_path / "m"), "--report-dir", str(tmp_path / "r")]) == 0
     text = capsys.readouterr().out
     assert re.search(r"h1_1 = .*\*x \+ .* = ", text) and re.search(r"y = .*\*h1_1 \+ .*\*h1_2", text)
     diff = float(re.search(r"by hand - predict\(10\) = (\S+)", text).group(1))
