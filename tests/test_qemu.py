@@ -266,8 +266,10 @@ def test_icount_makes_bench_deterministic(elf: Path) -> None:
         finally:
             device.close()
     us = [int(re.fullmatch(r"bench n=\d+ us=(\d+)", a)[1]) for a in first]
-    assert us[0] == us[1] > 0
-    assert us[3] - us[2] == 2 * (us[2] - us[0])  # 2000 more inferences cost twice 1000 more
+    # The same work takes the same time, and 2000 more inferences twice 1000 more, to the
+    # microsecond the clock truncates to (where a reading starts within a microsecond varies).
+    assert us[0] > 0 and abs(us[0] - us[1]) <= 1
+    assert abs((us[3] - us[2]) - 2 * (us[2] - us[0])) <= 3
 
 
 def symbol_range(elf: Path, name: str) -> tuple[int, int]:
