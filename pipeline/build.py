@@ -118,6 +118,9 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     lap("data")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Keras imports IPython, when installed, only to detect notebooks: a second of start-up
+    # for a command-line build (left alone when the build does run inside IPython).
+    sys.modules.setdefault("IPython", None)
     from pipeline.capture import fd_output
     with fd_output(2):  # TensorFlow's import-time log lines about absent GPUs
         from pipeline import check, emit, explain, oracle, quantize, report, tflite_model, train
