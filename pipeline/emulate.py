@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import select
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
+from pipeline.buildlock import locked
 from pipeline.qemu import QemuTarget
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -141,18 +141,6 @@ def _find_c_compiler() -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _locked(build_dir: Path) -> Iterator[None]:
-    """Serialises builds of one directory (parallel test runs, a tool and a test)."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".emulate.lock", "w", encoding="utf-8") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 class NativeTarget:
     """The firmware compiled for this host: core + engine + host platform (a pty)."""
 
@@ -180,7 +168,7 @@ class NativeTarget:
         wanted = {"source": str(FIRMWARE_DIR), "sanitize": options.sanitize,
                   "tflm_root": str(tflm_root) if tflm_root else ""}
         stamp = build_dir / "emulate-config.json"
-        with _locked(build_dir):
+        with locked(build_dir):
             try:
                 current = json.loads(stamp.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -204,28 +192,31 @@ class NativeTarget:
         return [str(exe)]
 
     def read_port(self, process: subprocess.Popen[bytes], timeout: float) -> str:
-        """The emulator prints the pty slave path as its first stdout line."""
-        assert process.stdout is not None
-        fd = process.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        data = b""
-        while b"\n" not in data:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise EmulationError(f"the native emulator printed no port within {timeout:g} s")
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(fd, 256)
-            if not chunk:
-                code = process.wait()
-                raise EmulationError(f"the native emulator exited with status {code} before "
-                                     "printing its port (see its stderr)")
-            data += chunk
-        port = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-        if not port.startswith("/"):
-            raise EmulationError(f"the native emulator printed {port!r}, not a port path")
-        return port
+        return read_port_line(process, timeout, "the native emulator")
+
+
+def read_port_line(process: subprocess.Popen[bytes], timeout: float, who: str) -> str:
+    """Every emulator prints its serial port's path as its first stdout line."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise EmulationError(f"{who} printed no port within {timeout:g} s")
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 256)
+        if not chunk:
+            code = process.wait()
+            raise EmulationError(f"{who} exited with status {code} before printing its port (see its stderr)")
+        data += chunk
+    port = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    if not port.startswith("/"):
+        raise EmulationError(f"{who} printed {port!r}, not a port path")
+    return port
 
 
 TARGETS: dict[str, type] = {"native": NativeTarget, "qemu": QemuTarget}

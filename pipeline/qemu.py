@@ -48,7 +48,6 @@ if __name__ == "__main__" and not __package__:  # run as a script (serve_command
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -60,6 +59,8 @@ import time
 import tty
 from pathlib import Path
 from typing import IO, Iterator, Sequence
+
+from pipeline.buildlock import locked
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE_DIR = REPO_ROOT / "firmware"
@@ -150,18 +151,6 @@ def _run_logged(cmd: Sequence[str], what: str, verbose: bool) -> None:
         raise QemuError(f"{what} failed (exit status {result.returncode}); its output is above on stderr")
 
 
-@contextlib.contextmanager
-def _locked(build_dir: Path) -> Iterator[None]:
-    """Serialises builds of one directory (parallel test runs, a tool and a test)."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".qemu.lock", "w", encoding="utf-8") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def build(build_dir: Path | None = None, *, image: str = "tinyml_qemu", model_dir: Path | None = None,
           tflm_root: Path | None = None, verbose: bool = False) -> Path:
     """Builds one image (incrementally; CMake is configured once per directory) and returns
@@ -191,7 +180,7 @@ def build(build_dir: Path | None = None, *, image: str = "tinyml_qemu", model_di
     wanted = {"source": str(SOURCE_DIR), "model_dir": str(model_dir), "tflm_root": tflm,
               "gcc": shutil.which(ARM_GCC)}
     stamp = build_dir / "qemu-config.json"
-    with _locked(build_dir):
+    with locked(build_dir):
         try:
             current = json.loads(stamp.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -463,8 +452,12 @@ def start(elf: Path | None = None, *, icount: bool = False,
                                    stdout=subprocess.PIPE, preexec_fn=_preexec())
     except OSError as error:
         raise QemuError(f"cannot start {sys.executable}: {error.strerror}") from error
+    from pipeline.emulate import EmulationError, read_port_line  # emulate imports this module
     try:
-        port = QemuTarget()._read_port(process, timeout + 5.0)
+        try:
+            port = read_port_line(process, timeout + 5.0, "the QEMU emulator")
+        except EmulationError as error:
+            raise QemuError(str(error)) from None
     except BaseException:
         _stop_process(process)
         if process.stdout is not None:
@@ -562,33 +555,8 @@ class QemuTarget:
         return serve_command(elf)
 
     def read_port(self, process: subprocess.Popen[bytes], timeout: float) -> str:
-        try:
-            return self._read_port(process, timeout)
-        except QemuError as error:
-            raise _as_emulation_error(error) from error
-
-    def _read_port(self, process: subprocess.Popen[bytes], timeout: float) -> str:
-        assert process.stdout is not None
-        fd = process.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        data = b""
-        while b"\n" not in data:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise QemuError(f"the QEMU emulator printed no port within {timeout:g} s")
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(fd, 256)
-            if not chunk:
-                code = process.wait()
-                raise QemuError(f"the QEMU emulator exited with status {code} before printing its port "
-                                "(see its stderr)")
-            data += chunk
-        port = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-        if not port.startswith("/"):
-            raise QemuError(f"the QEMU emulator printed {port!r}, not a port path")
-        return port
+        from pipeline.emulate import read_port_line  # emulate imports this module
+        return read_port_line(process, timeout, "the QEMU emulator")
 
 
 # ---- command line ------------------------------------------------------------------------------

@@ -18,63 +18,23 @@ from typing import Iterator
 
 import numpy as np
 import pytest
-import serial
 
 from pipeline import deployed, oracle, qemu
+import rawserial
+from rawserial import HELP, ID_RE
 
 _problem = qemu.toolchain_problem() or qemu.qemu_problem()
 if _problem:
     pytest.skip(f"QEMU tests need the cross toolchain and QEMU: {_problem}", allow_module_level=True)
 
-TIMEOUT = 10.0
-HELP = "help: X1 [X2 ...] | q C1 [C2 ...] | id | bench N | help"
-ID_RE = re.compile(
-    r"id proto=1 model=(?P<model>[0-9a-f]{12}) engine=(?P<engine>\w+) inputs=(?P<inputs>\d+) "
-    r"outputs=(?P<outputs>\d+) in_scale=\S+ in_zp=-?\d+ out_scale=\S+ out_zp=-?\d+ range=\S+ arena=(?P<arena>\d+)")
 FAULT_RE = re.compile(
     r"FAULT hardfault pc=0x(?P<pc>[0-9a-f]{8}) lr=0x[0-9a-f]{8} xpsr=0x[0-9a-f]{8} cfsr=0x(?P<cfsr>[0-9a-f]{8}) "
     r"hfsr=0x[0-9a-f]{8} mmfar=0x[0-9a-f]{8} bfar=0x(?P<bfar>[0-9a-f]{8}) exc_return=0x[0-9a-f]{8} "
     r"cause=(?P<cause>[a-z+]+)")
 
 
-class Device:
-    """A pyserial connection with one-line request/response helpers."""
-
-    def __init__(self, port: str) -> None:
-        self.serial = serial.Serial(port, timeout=TIMEOUT)
-
-    def close(self) -> None:
-        self.serial.close()
-
-    def write(self, data: bytes) -> None:
-        self.serial.write(data)
-        self.serial.flush()
-
-    def read_line(self) -> str:
-        raw = self.serial.readline()
-        assert raw.endswith(b"\r\n"), f"no complete CRLF line within {TIMEOUT} s: {raw!r}"
-        text = raw[:-2].decode("ascii")
-        assert "\r" not in text and "\n" not in text
-        return text
-
-    def read_lines(self, count: int, timeout: float) -> list[str]:
-        """count CRLF lines, read in bulk."""
-        deadline = time.monotonic() + timeout
-        data = b""
-        crlf = b"\r\n"
-        while data.count(crlf) < count:
-            left = deadline - time.monotonic()
-            assert left > 0, f"only {data.count(crlf)} of {count} lines within {timeout} s"
-            self.serial.timeout = min(left, 0.5)
-            data += self.serial.read(max(1, self.serial.in_waiting))
-        self.serial.timeout = TIMEOUT
-        lines = data.split(b"\r\n")
-        assert lines[count] == b"", "more than asked for arrived"
-        return [line.decode("ascii") for line in lines[:count]]
-
-    def ask(self, line: str | bytes, ending: bytes = b"\n") -> str:
-        self.write((line.encode() if isinstance(line, str) else line) + ending)
-        return self.read_line()
+class Device(rawserial.Device):
+    """The protocol tests' client, plus a batch helper."""
 
     def ask_many(self, lines: list[bytes], timeout: float = 60.0) -> list[str]:
         """All requests written at once (each ending in LF), then all answers read."""
