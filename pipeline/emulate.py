@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import select
 import shutil
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
-from pipeline.buildlock import locked
+from pipeline import cmake_build
 from pipeline.qemu import QemuTarget
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -103,32 +102,6 @@ class Emulation:
         return code
 
 
-def _run_logged(cmd: Sequence[str], what: str, verbose: bool) -> None:
-    """Runs a build step. Its output goes to stderr (never stdout: the port line must be
-    the first thing there), streamed when verbose, else only if the step fails. The step
-    runs in its own process group, so an interrupt stops make's compilers too."""
-    try:
-        process = subprocess.Popen(
-            list(cmd), stdin=subprocess.DEVNULL, start_new_session=True,
-            stdout=2 if verbose else subprocess.PIPE,
-            stderr=None if verbose else subprocess.STDOUT)
-    except OSError as error:
-        raise EmulationError(f"{what}: cannot run {cmd[0]}: {error.strerror}") from error
-    try:
-        output, _ = process.communicate()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait()
-        raise
-    if process.returncode != 0:
-        if output:
-            sys.stderr.write(output.decode("utf-8", "replace"))
-            sys.stderr.flush()
-        raise EmulationError(f"{what} failed (exit status {process.returncode}); "
-                             "its output is above on stderr")
-
-
 def _find_c_compiler() -> str | None:
     """The compiler CMake would pick up: $CC, else cc, gcc or clang on PATH."""
     env = os.environ.get("CC")
@@ -165,27 +138,17 @@ class NativeTarget:
         tflm_root = Path(options.tflm_root).resolve() if options.tflm_root else None
         if tflm_root is not None and not tflm_root.is_dir():
             raise EmulationError(f"--tflm-root {tflm_root} is not a directory")
-        wanted = {"source": str(FIRMWARE_DIR), "sanitize": options.sanitize,
-                  "tflm_root": str(tflm_root) if tflm_root else ""}
-        stamp = build_dir / "emulate-config.json"
-        with locked(build_dir):
-            try:
-                current = json.loads(stamp.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                current = None
-            if current != wanted or not (build_dir / "CMakeCache.txt").is_file():
-                if _find_c_compiler() is None:
-                    raise EmulationError("no C compiler found ($CC, cc, gcc or clang): install one "
-                                         "(e.g. apt-get install gcc)")
-                stamp.unlink(missing_ok=True)
-                _run_logged([cmake, "-S", str(FIRMWARE_DIR), "-B", str(build_dir),
-                             f"-DSANITIZE={'ON' if options.sanitize else 'OFF'}",
-                             f"-DTFLM_ROOT={wanted['tflm_root']}"],
-                            "configuring the native emulator (cmake)", options.verbose)
-                stamp.write_text(json.dumps(wanted), encoding="utf-8")
-            _run_logged([cmake, "--build", str(build_dir), "--target", options.program,
-                         "--parallel", str(os.cpu_count() or 2)],
-                        "building the native emulator (cmake --build)", options.verbose)
+        if not (build_dir / "CMakeCache.txt").is_file() and _find_c_compiler() is None:
+            raise EmulationError("no C compiler found ($CC, cc, gcc or clang): install one "
+                                 "(e.g. apt-get install gcc)")
+        settings = {"source": str(FIRMWARE_DIR), "sanitize": options.sanitize,
+                    "tflm_root": str(tflm_root) if tflm_root else ""}
+        try:
+            cmake_build.build(cmake, FIRMWARE_DIR, build_dir, settings,
+                              [f"-DSANITIZE={'ON' if options.sanitize else 'OFF'}", f"-DTFLM_ROOT={settings['tflm_root']}"],
+                              options.program, "the native emulator", options.verbose)
+        except cmake_build.BuildError as error:
+            raise EmulationError(str(error)) from None
         exe = build_dir / options.program
         if not exe.is_file():
             raise EmulationError(f"the build finished but {exe} is missing")

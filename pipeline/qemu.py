@@ -48,7 +48,6 @@ if __name__ == "__main__" and not __package__:  # run as a script (serve_command
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import select
@@ -60,7 +59,7 @@ import tty
 from pathlib import Path
 from typing import IO, Iterator, Sequence
 
-from pipeline.buildlock import locked
+from pipeline import cmake_build
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE_DIR = REPO_ROOT / "firmware"
@@ -132,25 +131,6 @@ def qemu_problem() -> str | None:
 # ---- build --------------------------------------------------------------------------------
 
 
-def _run_logged(cmd: Sequence[str], what: str, verbose: bool) -> None:
-    """Runs a build step; its output goes to stderr, streamed when verbose, else only on failure."""
-    try:
-        if verbose:
-            result = subprocess.run(list(cmd), stdin=subprocess.DEVNULL, stdout=2, check=False)
-            output = ""
-        else:
-            result = subprocess.run(list(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace", check=False)
-            output = result.stdout or ""
-    except OSError as error:
-        raise QemuError(f"{what}: cannot run {cmd[0]}: {error.strerror}") from error
-    if result.returncode != 0:
-        if output:
-            sys.stderr.write(output)
-            sys.stderr.flush()
-        raise QemuError(f"{what} failed (exit status {result.returncode}); its output is above on stderr")
-
-
 def build(build_dir: Path | None = None, *, image: str = "tinyml_qemu", model_dir: Path | None = None,
           tflm_root: Path | None = None, verbose: bool = False) -> Path:
     """Builds one image (incrementally; CMake is configured once per directory) and returns
@@ -177,23 +157,14 @@ def build(build_dir: Path | None = None, *, image: str = "tinyml_qemu", model_di
         raise QemuError(f"{image} needs a TFLM source tree (tflm_root or TFLM_ROOT)")
     cmake = shutil.which("cmake")
     assert cmake is not None  # toolchain_problem checked
-    wanted = {"source": str(SOURCE_DIR), "model_dir": str(model_dir), "tflm_root": tflm,
-              "gcc": shutil.which(ARM_GCC)}
-    stamp = build_dir / "qemu-config.json"
-    with locked(build_dir):
-        try:
-            current = json.loads(stamp.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            current = None
-        if current != wanted or not (build_dir / "CMakeCache.txt").is_file():
-            stamp.unlink(missing_ok=True)
-            _run_logged([cmake, "-S", str(SOURCE_DIR), "-B", str(build_dir),
-                         f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}", f"-DTINYML_MODEL_DIR={model_dir}",
-                         f"-DTFLM_ROOT={tflm}"],
-                        "configuring the QEMU firmware (cmake)", verbose)
-            stamp.write_text(json.dumps(wanted), encoding="utf-8")
-        _run_logged([cmake, "--build", str(build_dir), "--target", image, "--parallel", str(os.cpu_count() or 2)],
-                    "building the QEMU firmware (cmake --build)", verbose)
+    settings = {"source": str(SOURCE_DIR), "model_dir": str(model_dir), "tflm_root": tflm,
+                "gcc": shutil.which(ARM_GCC)}
+    try:
+        cmake_build.build(cmake, SOURCE_DIR, build_dir, settings,
+                          [f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}", f"-DTINYML_MODEL_DIR={model_dir}", f"-DTFLM_ROOT={tflm}"],
+                          image, "the QEMU firmware", verbose)
+    except cmake_build.BuildError as error:
+        raise QemuError(str(error)) from None
     elf = build_dir / f"{image}.elf"
     if not elf.is_file():
         raise QemuError(f"the build finished but {elf} is missing")
