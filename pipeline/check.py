@@ -72,7 +72,7 @@ def sweep_codes(tfl: TfliteModel, data: Dataset, input_range: tuple[float, float
     return quant.quantize(x, float(tfl.input.scales[0]), int(tfl.input.zero_points[0]))
 
 
-def _int8_path(tfl: TfliteModel, tflite: bytes, x: np.ndarray) -> np.ndarray:
+def _int8_path(tfl: TfliteModel, x: np.ndarray) -> np.ndarray:
     """What the device answers for float inputs: quantize, run, dequantize."""
     i, o = tfl.input, tfl.output
     codes = quant.quantize(x, float(i.scales[0]), int(i.zero_points[0]))
@@ -106,11 +106,11 @@ def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, inpu
         x = np.random.default_rng(2).uniform(lo, hi, size=(256, data.inputs)).astype(np.float32)
     inside = data.x[np.all((data.x >= lo) & (data.x <= hi), axis=1)]
     x = np.vstack([x, inside])
-    float_y, int8_y = _float(model, x), _int8_path(tfl, tflite, x)
+    float_y, int8_y = _float(model, x), _int8_path(tfl, x)
     errors = metrics.compare(float_y, int8_y, out_scale)
 
     probes = data.x if data.inputs > 1 else np.vstack([data.x, [[LESSON_X]]]).astype(np.float32)
-    probe_float, probe_int8 = _float(model, probes), _int8_path(tfl, tflite, probes)
+    probe_float, probe_int8 = _float(model, probes), _int8_path(tfl, probes)
     points = [{"x": p.tolist(), "float": f.tolist(), "int8": q.tolist(),
                "clipped": bool(np.any((p < lo) | (p > hi)))}
               for p, f, q in zip(probes, probe_float, probe_int8)]
@@ -120,7 +120,7 @@ def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, inpu
         span = hi - lo
         cx = np.linspace(min(lo, float(data.x.min())) - 0.1 * span, max(hi, float(data.x.max()), LESSON_X) + 0.1 * span,
                          400, dtype=np.float32).reshape(-1, 1)
-        curve = {"x": cx[:, 0], "float": _float(model, cx)[:, 0], "int8": _int8_path(tfl, tflite, cx)[:, 0]}
+        curve = {"x": cx[:, 0], "float": _float(model, cx)[:, 0], "int8": _int8_path(tfl, cx)[:, 0]}
 
     worst = max(errors["max_lsb"], sweep_errors["max_lsb"])
     if worst > tolerance_lsb:

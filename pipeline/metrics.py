@@ -13,7 +13,7 @@ def compare(expected: np.ndarray, actual: np.ndarray, output_scale: float) -> di
     diff = a - e
     max_abs = float(np.max(np.abs(diff)))
     norm = float(np.linalg.norm(e))
-    denominators = float(np.linalg.norm(e) * np.linalg.norm(a))
+    norms = norm * float(np.linalg.norm(a))
     return {
         "count": int(e.size),
         "mae": float(np.mean(np.abs(diff))),
@@ -21,5 +21,5 @@ def compare(expected: np.ndarray, actual: np.ndarray, output_scale: float) -> di
         "max_abs": max_abs,
         "max_lsb": max_abs / output_scale,
         "l2_relative": float(np.linalg.norm(diff) / norm) if norm > 0 else float(np.linalg.norm(diff)),
-        "cosine": float(np.dot(e, a) / denominators) if denominators > 0 else 1.0,
+        "cosine": float(np.dot(e, a) / norms) if norms > 0 else 1.0,
     }
