@@ -47,10 +47,20 @@ def run_logged(cmd: Sequence[str], what: str, verbose: bool) -> None:
         process.wait()
         raise
     if process.returncode != 0:
-        if output:
-            sys.stderr.write(output.decode("utf-8", "replace"))
+        text = (output or b"").decode("utf-8", "replace")
+        if text:
+            sys.stderr.write(text)
             sys.stderr.flush()
-        raise BuildError(f"{what} failed (exit status {process.returncode}); its output is above on stderr")
+        raise BuildError(f"{what} failed (exit status {process.returncode}): {first_errors(text)}")
+
+
+def first_errors(output: str, limit: int = 3) -> str:
+    """The compiler's or CMake's own error lines, so a failed sub-build says why in its message."""
+    errors = [line.strip() for line in output.splitlines()
+              if "error" in line.lower() and not line.lstrip().startswith(("make", "gmake", "ninja"))]
+    if not errors:
+        errors = [line.strip() for line in output.splitlines() if line.strip()][-limit:]
+    return " | ".join(errors[:limit]) or "no output (see above on stderr)"
 
 
 def build(cmake: str, source: Path, build_dir: Path, settings: dict[str, Any], configure_args: Sequence[str],

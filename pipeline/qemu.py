@@ -69,10 +69,13 @@ DEFAULT_MODEL_DIR = FIRMWARE_DIR / "model"
 BUILD_DIR = REPO_ROOT / "build" / "qemu"
 
 DEBIAN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+TFLM_PACKAGE = "libstdc++-arm-none-eabi-newlib"
+"""The C++ standard headers the TFLM engine's image needs (`<cstdarg>`): only a Recommends of newlib."""
 CPU_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard")
 MACHINE = "mps2-an386"
 QEMU = "qemu-system-arm"
 ARM_GCC = "arm-none-eabi-gcc"
+ARM_GXX = "arm-none-eabi-g++"
 
 # Images firmware/platform/qemu/CMakeLists.txt builds.
 IMAGES = ("tinyml_qemu", "tinyml_qemu_null", "tinyml_qemu_crash", "tinyml_qemu_fault",
@@ -91,13 +94,13 @@ class QemuError(RuntimeError):
 # ---- toolchain --------------------------------------------------------------------------
 
 
-def _install_hint(missing: str) -> str:
-    return (f"{missing}: install the Debian packages {DEBIAN_PACKAGES} "
-            f"(sudo apt-get install {DEBIAN_PACKAGES})")
+def _install_hint(missing: str, packages: str = DEBIAN_PACKAGES) -> str:
+    return f"{missing}: install the Debian packages {packages} (sudo apt-get install {packages})"
 
 
-def toolchain_problem() -> str | None:
-    """None when the cross toolchain (gcc + newlib-nano) and CMake are usable, else why not."""
+def toolchain_problem(tflm: bool = False) -> str | None:
+    """None when the cross toolchain (gcc + newlib-nano) and CMake are usable, else why not.
+    tflm: also the C++ compiler and its standard headers, which the TFLM engine's image needs."""
     gcc = shutil.which(ARM_GCC)
     if gcc is None:
         return _install_hint(f"{ARM_GCC} not found")
@@ -110,6 +113,23 @@ def toolchain_problem() -> str | None:
         return _install_hint("newlib-nano (libc_nano.a) not found for the Cortex-M4F")
     if shutil.which("cmake") is None:
         return "cmake not found on PATH: install CMake 3.16 or newer (apt-get install cmake)"
+    if tflm:
+        return _cxx_problem()
+    return None
+
+
+def _cxx_problem() -> str | None:
+    gxx = shutil.which(ARM_GXX)
+    if gxx is None:
+        return _install_hint(f"{ARM_GXX} not found", f"gcc-arm-none-eabi {TFLM_PACKAGE}")
+    try:
+        run = subprocess.run([gxx, *CPU_FLAGS, "--specs=nano.specs", "-x", "c++", "-fsyntax-only", "-"],
+                             input="#include <cstdarg>\n#include <cstdint>\n", capture_output=True, text=True,
+                             timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as error:
+        return _install_hint(f"{ARM_GXX} does not run ({error})", TFLM_PACKAGE)
+    if run.returncode != 0:
+        return _install_hint("the C++ standard headers for the Cortex-M4 are missing (<cstdarg>)", TFLM_PACKAGE)
     return None
 
 
@@ -140,7 +160,7 @@ def build(build_dir: Path | None = None, *, image: str = "tinyml_qemu", model_di
     toolchain is missing."""
     if image not in IMAGES:
         raise QemuError(f"unknown QEMU image {image!r} (choose from {', '.join(IMAGES)})")
-    problem = toolchain_problem()
+    problem = toolchain_problem(tflm=tflm_root is not None)
     if problem:
         raise QemuError(problem)
     build_dir = Path(build_dir or BUILD_DIR).resolve()

@@ -1,12 +1,11 @@
 """Device fixtures: the native emulation by default, a real board with `pytest --port /dev/ttyACM0`."""
 from __future__ import annotations
 
-import os
-import shutil
 from typing import Iterator
 
 import pytest
 
+import toolchains
 from pipeline import deployed
 from pipeline.deployed import DeployedModel
 from pipeline.serial_client import Device
@@ -27,9 +26,9 @@ def real_port(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture(scope="session")
 def native_tools() -> None:
     """Skips (naming the packages) where the native emulation cannot be built."""
-    compiler = os.environ.get("CC", "").split()[:1] or ["cc", "gcc", "clang"]
-    if shutil.which("cmake") is None or not any(shutil.which(c) for c in compiler):
-        pytest.skip("the native emulation needs cmake and a C compiler: apt-get install cmake g++")
+    problem = toolchains.native_problem()
+    if problem:
+        pytest.skip(problem)
 
 
 @pytest.fixture(scope="session")

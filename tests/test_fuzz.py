@@ -12,21 +12,22 @@ from pathlib import Path
 
 import pytest
 
+import toolchains
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 SECONDS = int(os.environ.get("FUZZ_SECONDS", "30"))
 
-pytestmark = pytest.mark.skipif(shutil.which("clang") is None or shutil.which("cmake") is None,
-                                reason="fuzzing needs clang and cmake: apt-get install clang cmake")
+_problem = toolchains.fuzz_problem()
+pytestmark = pytest.mark.skipif(_problem is not None, reason=_problem or "")
 
 
 @pytest.fixture(scope="module")
 def fuzzers() -> Path:
     build = ROOT / "build" / "fuzz"
-    subprocess.run(["cmake", "-S", str(ROOT / "firmware"), "-B", str(build), "-DFUZZ=ON", "-DCMAKE_C_COMPILER=clang",
-                    "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], check=True, capture_output=True)
-    subprocess.run(["cmake", "--build", str(build), "--target", "fuzz_protocol", "fuzz_numbers"], check=True,
-                   capture_output=True)
+    toolchains.cmake(["-S", str(ROOT / "firmware"), "-B", str(build), "-DFUZZ=ON", "-DCMAKE_C_COMPILER=clang",
+                      "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], "configuring the fuzzers")
+    toolchains.cmake(["--build", str(build), "--target", "fuzz_protocol", "fuzz_numbers"], "building the fuzzers")
     return build
 
 
