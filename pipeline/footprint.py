@@ -4,7 +4,8 @@ BLE's CPU flags and compiler, arm-none-eabi-gcc -Os with --gc-sections).
 
     python -m pipeline.footprint [--model-dir DIR ...] [--tflm-root DIR] [--json]
 
-prints a table and the JSON; from Python, measure(model_dir) returns a dict keyed by engine:
+prints a table (--json: the figures as JSON instead); from Python, measure(model_dir)
+returns a dict keyed by engine:
 
     {"aot": {"flash_bytes": 209, "ram_bytes": 4, "stack_bytes": 8,
              "instructions_per_inference": 34, "instructions_per_bench_iteration": 46, ...}}
@@ -51,13 +52,16 @@ instructions_per_inference -- deterministic, from the protocol's own `bench N` c
 The TFLM engine is measured the same way when a TFLM library tree is given (tflm_root or
 $TFLM_ROOT; see firmware/tflm.cmake; its images build in build/qemu-tflm, about half an
 hour the first time on two cores); otherwise its entry is omitted and the comparison uses
-the figures DESIGN.md records for TFLM with CMSIS-NN on the Cortex-M4 (about 590
-instructions per single-neuron inference, 1130 for the two-layer model). Measured here
-with tensorflow/tflite-micro-arduino-examples: 611 and 1158. docs/qemu.md has all figures.
+TFLM_REFERENCE: the figures this module measured for the TFLM engine built from the pinned
+Chirale 2.0.0 tree (TFLM with CMSIS-NN), on QEMU mps2-an386 with -icount, arm-none-eabi-gcc
+12 -Os: 592 instructions per inference for the single neuron, 1,120 for the two-layer
+model, 3,877 for the 1-16-16-1 relu network; 40,619 B flash and 764 B stack for the engine
+and library; tensor arenas of 516, 660 and 820 B.
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -73,8 +77,13 @@ BENCH_N1 = 1000
 BENCH_N2 = 101000
 RAM_BASE = 0x20000000
 
-# DESIGN.md: TFLM (CMSIS-NN FULLY_CONNECTED) on the Cortex-M4, arm-none-eabi-gcc 12 -Os.
-TFLM_REFERENCE_INSTRUCTIONS = {"neuron": 590, "two-layer": 1130}
+# Measured on QEMU mps2-an386 -icount with the Chirale 2.0.0 tree (TFLM, CMSIS-NN),
+# arm-none-eabi-gcc 12 -Os; see the module docstring.
+TFLM_REFERENCE_SOURCE = "Chirale 2.0.0 TFLM measured on QEMU mps2-an386 -icount"
+TFLM_REFERENCE_INSTRUCTIONS = {"neuron": 592, "two-layer": 1120, "mlp-16x16-relu": 3877}
+TFLM_REFERENCE_ARENA_BYTES = {"neuron": 516, "two-layer": 660, "mlp-16x16-relu": 820}
+TFLM_REFERENCE_FLASH_BYTES = 40619
+TFLM_REFERENCE_STACK_BYTES = 764
 TARGETS = {"flash_bytes": 1024, "ram_bytes": 64, "instructions_ratio": 10.0}
 
 
@@ -400,25 +409,32 @@ def measure_sources(sources: dict[str, bytes], tflm_root: Path | str | None = No
 
     The build measures before it commits its outputs, so the sources are staged in
     build/footprint/model; files whose bytes did not change keep their mtime, which keeps
-    the cross build incremental from one build to the next."""
+    the cross build incremental from one build to the next. Builds take turns on that
+    staging (an exclusive lock on build/footprint/.lock, held from staging to the last
+    measurement): two builds at once in one checkout would otherwise build and measure
+    each other's model."""
     if tflm_root is None and os.environ.get("TFLM_ROOT"):
         tflm_root = os.environ["TFLM_ROOT"]
     model_dir = STAGE_DIR / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
-    for name, content in sources.items():
-        path = model_dir / name
-        if not path.is_file() or path.read_bytes() != content:
-            path.write_bytes(content)
-    engines = {"aot": None, **({"tflm": Path(tflm_root)} if tflm_root else {})}
-    return {engine: {key: figures[key] for key in REPORTED}
-            for engine, root in engines.items()
-            for figures in [measure_engine(engine, model_dir, tflm_root=root, build_dir=STAGE_DIR / engine)]}
+    with open(STAGE_DIR / ".lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in set(os.listdir(model_dir)) - set(sources):
+            (model_dir / stale).unlink()
+        for name, content in sources.items():
+            path = model_dir / name
+            if not path.is_file() or path.read_bytes() != content:
+                path.write_bytes(content)
+        engines = {"aot": None, **({"tflm": Path(tflm_root)} if tflm_root else {})}
+        return {engine: {key: figures[key] for key in REPORTED}
+                for engine, root in engines.items()
+                for figures in [measure_engine(engine, model_dir, tflm_root=root, build_dir=STAGE_DIR / engine)]}
 
 
 def assess(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The AOT engine against the issue's targets, which are set for the single neuron
     ("neuron"): flash <= 1 KB, static RAM <= 64 B, >= 10x fewer instructions per inference
-    than TFLM (measured when present, else DESIGN.md's figure). For other models the
+    than TFLM (measured when present, else TFLM_REFERENCE_INSTRUCTIONS). For other models the
     same comparisons are given with met = None (no target)."""
     aot = results["aot"]
     judged = aot["model"] == "neuron"
@@ -427,7 +443,7 @@ def assess(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         tflm_engine, source = results["tflm"]["instructions_per_inference"], "measured"
     else:  # a figure measured elsewhere, per inference: set against the whole AOT iteration
         tflm = tflm_engine = TFLM_REFERENCE_INSTRUCTIONS.get(aot["model"])
-        source = "DESIGN.md reference"
+        source = TFLM_REFERENCE_SOURCE
 
     def verdict(ok: bool) -> bool | None:
         return ok if judged else None
@@ -438,6 +454,10 @@ def assess(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "ram_bytes": {"value": aot["ram_bytes"], "target": TARGETS["ram_bytes"],
                       "met": verdict(aot["ram_bytes"] <= TARGETS["ram_bytes"])},
     }
+    if "tflm" not in results:
+        out["tflm_reference"] = {"source": TFLM_REFERENCE_SOURCE, "instructions_per_inference": tflm,
+                                 "arena_bytes": TFLM_REFERENCE_ARENA_BYTES.get(aot["model"]),
+                                 "flash_bytes": TFLM_REFERENCE_FLASH_BYTES, "stack_bytes": TFLM_REFERENCE_STACK_BYTES}
     if tflm:
         # value: whole bench iterations (the loop included: conservative); engine_only: without.
         ratio = tflm / aot["instructions_per_bench_iteration"]
@@ -478,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="emitted model sources (default firmware/model); repeat for several models")
     parser.add_argument("--tflm-root", type=Path, metavar="DIR",
                         help="TFLM library tree (default $TFLM_ROOT): also measure the TFLM engine")
-    parser.add_argument("--json", action="store_true", help="print only the JSON")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
     parser.add_argument("--verbose", action="store_true", help="show the build output")
     args = parser.parse_args(argv)
     model_dirs = args.model_dir or [qemu.DEFAULT_MODEL_DIR]
@@ -491,27 +511,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (qemu.QemuError, FootprintError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if not args.json:
-        rows = [dict(values, engine=engine) for report in reports for engine, values in report["engines"].items()]
-        print(table(rows))
-        print()
-        for report in reports:
-            aot = report["engines"]["aot"]
-            targets = report["targets"]
-            line = (f"{aot['model']}: AOT flash {aot['flash_bytes']} B (target <= {TARGETS['flash_bytes']}: "
-                    f"{_verdict(targets['flash_bytes']['met'])}), static RAM {aot['ram_bytes']} B "
-                    f"(target <= {TARGETS['ram_bytes']}: {_verdict(targets['ram_bytes']['met'])})")
-            ratio = targets.get("instructions_ratio")
-            if ratio:
-                line += (f"; TFLM {ratio['tflm']} instructions per inference ({ratio['tflm_source']}), "
-                         f"TFLM/AOT = {ratio['value']}x per bench iteration, {ratio['engine_only']}x engines alone "
-                         f"(target >= {ratio['target']:g}x: {_verdict(ratio['met'])})")
-            print(line)
-        if "tflm" not in reports[0]["engines"]:
-            print("TFLM not measured: give --tflm-root or TFLM_ROOT (a TFLM library tree, see firmware/tflm.cmake)")
-        print(f"({time.monotonic() - started:.1f} s)")
-        print()
-    print(json.dumps(reports[0]["engines"] if len(reports) == 1 else [r["engines"] for r in reports], indent=2))
+    if args.json:
+        print(json.dumps(reports[0]["engines"] if len(reports) == 1 else [r["engines"] for r in reports], indent=2))
+        return 0
+    rows = [dict(values, engine=engine) for report in reports for engine, values in report["engines"].items()]
+    print(table(rows))
+    print()
+    for report in reports:
+        aot = report["engines"]["aot"]
+        targets = report["targets"]
+        line = (f"{aot['model']}: AOT flash {aot['flash_bytes']} B (target <= {TARGETS['flash_bytes']}: "
+                f"{_verdict(targets['flash_bytes']['met'])}), static RAM {aot['ram_bytes']} B "
+                f"(target <= {TARGETS['ram_bytes']}: {_verdict(targets['ram_bytes']['met'])})")
+        ratio = targets.get("instructions_ratio")
+        if ratio:
+            line += (f"; TFLM {ratio['tflm']} instructions per inference ({ratio['tflm_source']}), "
+                     f"TFLM/AOT = {ratio['value']}x per bench iteration, {ratio['engine_only']}x engines alone "
+                     f"(target >= {ratio['target']:g}x: {_verdict(ratio['met'])})")
+        print(line)
+    if "tflm" not in reports[0]["engines"]:
+        print("TFLM not measured: give --tflm-root or TFLM_ROOT (a TFLM library tree, see firmware/tflm.cmake); "
+              f"{TFLM_REFERENCE_SOURCE}: {TFLM_REFERENCE_FLASH_BYTES} B flash, {TFLM_REFERENCE_STACK_BYTES} B stack")
+    print(f"({time.monotonic() - started:.1f} s)")
     return 0
 
 

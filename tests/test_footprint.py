@@ -122,10 +122,62 @@ def test_single_neuron_meets_the_targets(measured: dict) -> None:
 
 
 @requires_qemu
-def test_cli_prints_table_and_json() -> None:
-    result = subprocess.run([sys.executable, "-m", "pipeline.footprint"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].split()[:3] == ["model", "engine", "flash"]
-    data = json.loads(result.stdout[result.stdout.index("\n{") + 1:])
-    assert "aot" in data and data["aot"]["flash_bytes"] > 0
+def test_cli_prints_the_table_and_json_only_when_asked() -> None:
+    table = subprocess.run([sys.executable, "-m", "pipeline.footprint"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:3] == ["model", "engine", "flash"]
+    assert not any(line.lstrip().startswith(("{", "}", '"')) for line in lines), table.stdout
+    assert len(lines) < 10
+    as_json = subprocess.run([sys.executable, "-m", "pipeline.footprint", "--json"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=300)
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["aot"]["flash_bytes"] > 0 and str(data["aot"]["flash_bytes"]) in lines[1].split()
+
+
+def test_no_reference_outside_the_repository() -> None:
+    assert "DESIGN" not in Path(footprint.__file__).read_text(encoding="utf-8")
+    verdict = footprint.assess({"aot": {"model": "neuron", "flash_bytes": 209, "ram_bytes": 4,
+                                        "instructions_per_inference": 34, "instructions_per_bench_iteration": 46}})
+    assert verdict["instructions_ratio"]["tflm"] == 592
+    assert verdict["instructions_ratio"]["tflm_source"].startswith("Chirale 2.0.0")
+    assert verdict["tflm_reference"]["arena_bytes"] == 516
+
+
+MEASURE = """
+import json, sys
+from pathlib import Path
+from pipeline import footprint
+folder = Path(sys.argv[1])
+print(json.dumps(footprint.measure_sources({p.name: p.read_bytes() for p in folder.iterdir()})))
+"""
+
+
+@requires_qemu
+def test_concurrent_builds_measure_their_own_model(tmp_path: Path) -> None:
+    """Two builds in one checkout share build/footprint: each must still measure its own model
+    (unlocked, one of them built the other's sources and stopped on 'runs another model')."""
+    from pipeline import build
+    folders = {}
+    for model in ("neuron", "two-layer"):
+        folders[model] = tmp_path / model
+        assert build.main(["-q", "--no-footprint", "--model", model, "--out", str(folders[model]),
+                           "--report-dir", str(tmp_path / f"report-{model}")]) == 0
+
+    def start(model: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", MEASURE, str(folders[model])], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def result(process: subprocess.Popen) -> dict:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+        return json.loads(out)
+
+    alone = {model: result(start(model)) for model in folders}
+    assert alone["neuron"]["aot"]["flash_bytes"] != alone["two-layer"]["aot"]["flash_bytes"]
+    for _ in range(2):
+        running = {model: start(model) for model in folders}
+        together = {model: result(process) for model, process in running.items()}
+        assert together == alone
