@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline.deployed import MODEL_DIR
-from pipeline.emulate import TARGETS as EMULATION_TARGETS, emulated_device
+from pipeline.emulate import TARGETS as EMULATION_TARGETS, add_tflm_argument, emulated_device
 from pipeline.serial_client import DEFAULT_TIMEOUT, DeviceError, find_nano33ble
 
 
@@ -33,16 +34,29 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
                              "(firmware/model/model.json)")
     parser.add_argument("--model-dir", type=Path, default=MODEL_DIR, metavar="DIR",
                         help="the local build to compare with: a folder holding model.json and "
-                             "model.tflite (default firmware/model)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                             "model.tflite (default firmware/model); with --emulate, also the model "
+                             "the emulated firmware is built from")
+    add_tflm_argument(parser)
+    parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"how long to wait for each answer line (default {DEFAULT_TIMEOUT:g})")
+
+
+def seconds(text: str) -> float:
+    """A finite, positive wait: nan or inf would be accepted by float() and then misreported."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise argparse.ArgumentTypeError(f"{text.strip()!r}: need a number of seconds > 0 and <= 3600")
+    return value
 
 
 @contextlib.contextmanager
 def device_port(args: argparse.Namespace) -> Iterator[str]:
     """The port to open: the one given, a freshly started emulation, or the board found by USB."""
     if args.emulate:
-        with emulated_device(args.emulate) as port:
+        with emulated_device(args.emulate, model_dir=args.model_dir, tflm_root=args.tflm_root) as port:
             yield port
     elif args.port:
         yield args.port

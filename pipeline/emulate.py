@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import select
 import shutil
@@ -50,6 +51,7 @@ class BuildOptions:
     sanitize: bool = False
     tflm_root: Path | None = None
     build_dir: Path | None = None
+    model_dir: Path | None = None  # the emitted model sources; None: firmware/model
     verbose: bool = False  # stream the build's output to stderr instead of only on failure
     program: str = "tinyml_device"  # or "tinyml_device_fault": an engine that always fails
 
@@ -124,7 +126,7 @@ class NativeTarget:
         if options.build_dir is not None:
             return Path(options.build_dir).resolve()
         suffix = ("-tflm" if options.tflm_root else "") + ("-sanitize" if options.sanitize else "")
-        return BUILD_ROOT / f"native{suffix}"
+        return BUILD_ROOT / f"native{suffix}{model_suffix(options.model_dir)}"
 
     def build(self, options: BuildOptions) -> list[str]:
         if options.program not in self.programs:
@@ -141,11 +143,13 @@ class NativeTarget:
         if not (build_dir / "CMakeCache.txt").is_file() and _find_c_compiler() is None:
             raise EmulationError("no C compiler found ($CC, cc, gcc or clang): install one "
                                  "(e.g. apt-get install gcc)")
+        model_dir = model_folder(options.model_dir)
         settings = {"source": str(FIRMWARE_DIR), "sanitize": options.sanitize,
-                    "tflm_root": str(tflm_root) if tflm_root else ""}
+                    "tflm_root": str(tflm_root) if tflm_root else "", "model_dir": str(model_dir)}
         try:
             cmake_build.build(cmake, FIRMWARE_DIR, build_dir, settings,
-                              [f"-DSANITIZE={'ON' if options.sanitize else 'OFF'}", f"-DTFLM_ROOT={settings['tflm_root']}"],
+                              [f"-DSANITIZE={'ON' if options.sanitize else 'OFF'}", f"-DTFLM_ROOT={settings['tflm_root']}",
+                               f"-DTINYML_MODEL_DIR={model_dir}"],
                               options.program, "the native emulator", options.verbose)
         except cmake_build.BuildError as error:
             raise EmulationError(str(error)) from None
@@ -156,6 +160,24 @@ class NativeTarget:
 
     def read_port(self, process: subprocess.Popen[bytes], timeout: float) -> str:
         return read_port_line(process, timeout, "the native emulator")
+
+
+def model_folder(model_dir: Path | None) -> Path:
+    """The emitted model sources an emulation is built from; refuses a folder without them."""
+    folder = Path(model_dir).resolve() if model_dir else FIRMWARE_DIR / "model"
+    missing = [name for name in ("model_info.h", "model_aot.c", "model_data.cpp") if not (folder / name).is_file()]
+    if missing:
+        raise EmulationError(f"{folder}: no emitted model ({', '.join(missing)} missing): run python -m pipeline.build"
+                             + (f" --out {model_dir}" if model_dir else ""))
+    return folder
+
+
+def model_suffix(model_dir: Path | None) -> str:
+    """Each model folder gets build folders of its own, so switching models never rebuilds another's."""
+    folder = Path(model_dir).resolve() if model_dir else FIRMWARE_DIR / "model"
+    if folder == FIRMWARE_DIR / "model":
+        return ""
+    return "-" + hashlib.sha256(str(folder).encode()).hexdigest()[:10]
 
 
 def read_port_line(process: subprocess.Popen[bytes], timeout: float, who: str) -> str:
@@ -183,6 +205,22 @@ def read_port_line(process: subprocess.Popen[bytes], timeout: float, who: str) -
 
 
 TARGETS: dict[str, type] = {"native": NativeTarget, "qemu": QemuTarget}
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """What an emulation runs: which model's sources, with which engine."""
+    parser.add_argument("--model-dir", type=Path, default=FIRMWARE_DIR / "model", metavar="DIR",
+                        help="the emitted model sources to build into the firmware (default firmware/model; "
+                             "python -m pipeline.build --out DIR writes them)")
+    add_tflm_argument(parser)
+
+
+def add_tflm_argument(parser: argparse.ArgumentParser) -> None:
+    """--tflm-root, defaulting to $TFLM_ROOT, so the environment variable is never silently ignored."""
+    default_tflm = os.environ.get("TFLM_ROOT") or None
+    parser.add_argument("--tflm-root", type=Path, default=default_tflm, metavar="DIR",
+                        help="TFLM library tree: the emulated firmware runs the TFLM engine instead of the AOT one (default: $TFLM_ROOT"
+                             + (f", now {default_tflm}" if default_tflm else ", unset: the AOT engine") + ")")
 
 
 def _target(name: str) -> Target:
@@ -216,22 +254,23 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 def build(target: str = "native", *, build_dir: Path | None = None, sanitize: bool = False,
           tflm_root: Path | None = None, verbose: bool = False,
-          program: str = "tinyml_device") -> list[str]:
+          program: str = "tinyml_device", model_dir: Path | None = None) -> list[str]:
     """Builds the emulation (incrementally) and returns the command that runs it."""
     options = BuildOptions(sanitize=sanitize, tflm_root=tflm_root, build_dir=build_dir,
-                           verbose=verbose, program=program)
+                           verbose=verbose, program=program, model_dir=model_dir)
     return _target(target).build(options)
 
 
 def start(target: str = "native", *, build_dir: Path | None = None, sanitize: bool = False,
           tflm_root: Path | None = None, verbose: bool = False,
-          program: str = "tinyml_device", timeout: float = STARTUP_TIMEOUT) -> Emulation:
+          program: str = "tinyml_device", timeout: float = STARTUP_TIMEOUT,
+          model_dir: Path | None = None) -> Emulation:
     """Builds and starts an emulated device; the caller must stop() it (or use
     emulated_device, which does). On Linux the emulator ends when the starting thread
     does, so start it from a thread that outlives its use (normally the main thread)."""
     impl = _target(target)
     cmd = impl.build(BuildOptions(sanitize=sanitize, tflm_root=tflm_root, build_dir=build_dir,
-                                  verbose=verbose, program=program))
+                                  verbose=verbose, program=program, model_dir=model_dir))
     try:
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    preexec_fn=_parent_death_signal())
@@ -253,12 +292,12 @@ def start(target: str = "native", *, build_dir: Path | None = None, sanitize: bo
 def emulated_device(target: str = "native", *, build_dir: Path | None = None,
                     sanitize: bool = False, tflm_root: Path | None = None,
                     verbose: bool = False, program: str = "tinyml_device",
-                    timeout: float = STARTUP_TIMEOUT) -> Iterator[str]:
+                    timeout: float = STARTUP_TIMEOUT, model_dir: Path | None = None) -> Iterator[str]:
     """Builds and starts an emulated device, yields its serial port path and stops it
     afterwards. Raises EmulationError at exit if the emulator crashed or reported a
     sanitizer error (unless the body already raised)."""
     emulation = start(target, build_dir=build_dir, sanitize=sanitize, tflm_root=tflm_root,
-                      verbose=verbose, program=program, timeout=timeout)
+                      verbose=verbose, program=program, timeout=timeout, model_dir=model_dir)
     try:
         yield emulation.port
     except BaseException:
@@ -286,8 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "and -sanitize suffixes for those options)")
     parser.add_argument("--sanitize", action="store_true",
                         help="build with AddressSanitizer and UndefinedBehaviorSanitizer")
-    parser.add_argument("--tflm-root", type=Path, metavar="DIR",
-                        help="TFLM library tree: use the TFLM engine instead of the AOT one")
+    add_engine_arguments(parser)
     parser.add_argument("--program", choices=NativeTarget.programs, default="tinyml_device",
                         help="program to run: the device (default), or one whose engine always "
                              "fails, for testing error reporting")
@@ -302,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulation: Emulation | None = None
     try:
         emulation = start(args.target, build_dir=args.build_dir, sanitize=args.sanitize,
-                          tflm_root=args.tflm_root, verbose=args.verbose, program=args.program)
+                          tflm_root=args.tflm_root, verbose=args.verbose, program=args.program,
+                          model_dir=args.model_dir)
         print(emulation.port, flush=True)
         emulation.process.wait()
         running, emulation = emulation, None

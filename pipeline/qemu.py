@@ -537,9 +537,12 @@ class QemuTarget:
         if tflm_root and image == "tinyml_qemu":
             image = "tinyml_qemu_tflm"
         build_dir = getattr(options, "build_dir", None)
-        if build_dir is None and tflm_root:
-            build_dir = BUILD_DIR.parent / "qemu-tflm"
-        elf = build(build_dir, image=image, tflm_root=tflm_root, verbose=getattr(options, "verbose", False))
+        model_dir = getattr(options, "model_dir", None)
+        if build_dir is None:
+            from pipeline.emulate import model_suffix  # emulate imports this module
+            build_dir = BUILD_DIR.parent / f"qemu{'-tflm' if tflm_root else ''}{model_suffix(model_dir)}"
+        elf = build(build_dir, image=image, tflm_root=tflm_root, model_dir=model_dir,
+                    verbose=getattr(options, "verbose", False))
         problem = qemu_problem()
         if problem:
             raise QemuError(problem)

@@ -16,10 +16,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import numpy as np
 import pytest
+from serial.tools import list_ports
 
 from pipeline import connect, emulate, oracle
 from pipeline.deployed import DeployedModel, load
@@ -210,6 +212,40 @@ def test_verify_refuses_stale_firmware(device_port: str, device: Device, stale_m
     assert done.returncode == 1 and "stale" in done.stderr and len(done.stderr.splitlines()) == 1
 
 
+@pytest.fixture(scope="module")
+def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lesson's two-layer model, emitted outside firmware/model."""
+    out = tmp_path_factory.mktemp("two-layer")
+    built = run_tool("pipeline.build", "--model", "two-layer", "--out", str(out / "model"),
+                     "--report-dir", str(out / "report"), "--no-footprint", "-q", timeout=300)
+    assert built.returncode == 0, built.stderr
+    return out / "model"
+
+
+@pytest.mark.parametrize("tool", ["pipeline.verify", "pipeline.predict"])
+def test_emulate_runs_the_model_dir_given(request: pytest.FixtureRequest, other_model_dir: Path, tool: str) -> None:
+    """--emulate builds the firmware from --model-dir, not from firmware/model, so it is not stale."""
+    request.getfixturevalue("native_tools")
+    other = load(other_model_dir)
+    assert other.id != load().id
+    args = [tool, "--emulate", "native", "--model-dir", str(other_model_dir)]
+    done = run_tool(*args, *(["10"] if tool == "pipeline.predict" else []), timeout=300)
+    assert done.returncode == 0, done.stderr
+    if tool == "pipeline.verify":
+        assert f"model {other.id}" in done.stdout and done.stdout.splitlines()[-1].endswith(" 0 failed")
+    else:
+        assert done.stdout.strip() == "18.9647"  # the two-layer model's int8 answer at x = 10
+
+
+def test_tflm_root_from_the_environment_is_used(tmp_path: Path) -> None:
+    """$TFLM_ROOT selects the TFLM engine for --emulate; a wrong one is named, never ignored."""
+    env = dict(os.environ, TFLM_ROOT=str(tmp_path / "no-tree"))
+    done = subprocess.run([sys.executable, "-m", "pipeline.predict", "--emulate", "native", "10"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == f"error: --tflm-root {tmp_path / 'no-tree'} is not a directory"
+
+
 def test_check_fresh() -> None:
     connect.check_fresh("abc", "abc", allow_stale=False)
     connect.check_fresh("abc", "def", allow_stale=True)
@@ -300,13 +336,34 @@ def test_slow_device_times_out_and_cli_says_so_in_one_line() -> None:
             thread.join()
 
 
-def test_find_nano33ble_names_the_problem() -> None:
-    try:
-        port = find_nano33ble()
-    except NoDeviceFound as error:
-        assert "Nano 33 BLE" in str(error)
+def _usb(device: str, vid: int | None, pid: int | None) -> SimpleNamespace:
+    return SimpleNamespace(device=device, vid=vid, pid=pid)
+
+
+SKETCH, BOOTLOADER = 0x805A, 0x005A
+DISCOVERY = [
+    ("one sketch among other ports", [_usb("/dev/ttyS0", None, None), _usb("/dev/ttyUSB0", 0x0403, 0x6001),
+                                      _usb("/dev/ttyACM1", 0x2341, SKETCH)], "/dev/ttyACM1"),
+    ("sketch beside an Uno", [_usb("/dev/ttyACM0", 0x2341, 0x0043), _usb("/dev/ttyACM3", 0x2341, SKETCH)], "/dev/ttyACM3"),
+    ("none", [_usb("/dev/ttyS0", None, None)], "no Arduino Nano 33 BLE found (USB 2341:805a)"),
+    ("nothing at all", [], "no Arduino Nano 33 BLE found"),
+    ("bootloader only", [_usb("/dev/ttyACM0", 0x2341, BOOTLOADER)], "/dev/ttyACM0 is in its bootloader"),
+    ("sketch and a board in its bootloader", [_usb("/dev/ttyACM0", 0x2341, BOOTLOADER),
+                                              _usb("/dev/ttyACM2", 0x2341, SKETCH)], "/dev/ttyACM2"),
+    ("several boards", [_usb("/dev/ttyACM2", 0x2341, SKETCH), _usb("/dev/ttyACM0", 0x2341, SKETCH)],
+     "several Arduino Nano 33 BLE boards found (/dev/ttyACM0, /dev/ttyACM2): choose one with --port"),
+]
+
+
+@pytest.mark.parametrize("ports,expected", [c[1:] for c in DISCOVERY], ids=[c[0] for c in DISCOVERY])
+def test_find_nano33ble_discovery(monkeypatch: pytest.MonkeyPatch, ports: list, expected: str) -> None:
+    monkeypatch.setattr(list_ports, "comports", lambda: ports)
+    if expected.startswith("/dev/") and " " not in expected:
+        assert find_nano33ble() == expected
     else:
-        assert port.startswith("/dev/") or port.upper().startswith("COM")
+        with pytest.raises(NoDeviceFound) as error:
+            find_nano33ble()
+        assert expected in str(error.value)
 
 
 # -- a device that vanishes -------------------------------------------------------------
