@@ -176,6 +176,49 @@ def test_predict_cli_errors_are_one_line(device_port: str, model: DeployedModel)
     assert missing.returncode == 1 and missing.stderr.strip() == "error: /dev/no-such-port: no such serial port"
 
 
+def test_predict_without_values_answers_each_line(device_port: str, model: DeployedModel) -> None:
+    if model.inputs != 1:
+        pytest.skip("written for a one-input model")
+    done = subprocess.run([sys.executable, "-m", "pipeline.predict", "--port", device_port], cwd=ROOT,
+                          input="10\n\nq -128\nten\n1 2\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["18.9395", "q -128", "ERR 6 unknown command (try help)",
+                                        "ERR 4 expected 1 values, got 2"]
+
+
+def test_predict_at_a_terminal_edits_lines_locally(device_port: str, model: DeployedModel) -> None:
+    """A person at a real terminal: a prompt, Backspace edits the line before it is sent, Ctrl-D ends."""
+    if model.inputs != 1:
+        pytest.skip("written for a one-input model")
+    master, slave = os.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.predict", "--port", device_port], cwd=ROOT,
+                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    seen = b""
+
+    def read_until(marker: bytes, count: int = 1) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 30
+        while seen.count(marker) < count:
+            assert time.monotonic() < deadline, seen
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                seen += os.read(master, 4096)
+
+    try:
+        read_until(b"> ")
+        os.write(master, b"100\x7f\r")  # 100, Backspace, Enter: the device is sent 10
+        read_until(b"18.9395")
+        read_until(b"> ", 2)  # readline takes the terminal again only at its next prompt
+        os.write(master, b"\x04")  # Ctrl-D
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
+    assert b"ERR" not in seen
+
+
 # -- stale firmware ---------------------------------------------------------------------
 
 @pytest.fixture

@@ -1,0 +1,50 @@
+"""The docs' examples are the program's own output: each is produced here and compared, so none can drift."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rawserial
+from pipeline import qemu
+
+ROOT = Path(__file__).resolve().parent.parent
+SECONDS = re.compile(r"\b\d+\.\d+ s\b")
+
+
+def code_block_after(doc: Path, heading: str) -> list[str]:
+    """The lines of the first ``` block after the line `heading` (a heading or a sentence)."""
+    text = doc.read_text(encoding="utf-8")
+    start = text.index(heading)
+    body = text[text.index("```", start):]
+    body = body[body.index("\n") + 1:]
+    return body[:body.index("```")].rstrip("\n").split("\n")
+
+
+def test_protocol_example_session_is_the_devices(device_port: str) -> None:
+    lines = code_block_after(ROOT / "docs" / "protocol.md", "## An example session")
+    requests = [(lines[k][2:], lines[k + 1]) for k in range(0, len(lines), 2)]
+    assert all(line.startswith("> ") for line in lines[::2]) and len(requests) >= 5
+    device = rawserial.Device(device_port)
+    try:
+        answers = [(request, device.ask(request)) for request, _ in requests]
+    finally:
+        device.close()
+    assert answers == requests
+
+
+def test_readme_default_build_output_is_the_builds(tmp_path: Path) -> None:
+    """README's block equals what `python -m pipeline.build` prints, but for seconds, which vary."""
+    run = subprocess.run([sys.executable, "-m", "pipeline.build", "--out", str(tmp_path / "model"),
+                          "--report-dir", str(tmp_path / "report")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    printed = [line for line in run.stdout.splitlines() if not line.startswith("wrote ")]
+    documented = code_block_after(ROOT / "README.md", "The default build prints")
+    if qemu.toolchain_problem() or qemu.qemu_problem():
+        printed = [line for line in printed if not line.startswith("footprint")]
+        documented = [line for line in documented if not line.startswith("footprint")]
+    assert [SECONDS.sub("S s", line) for line in documented] == [SECONDS.sub("S s", line) for line in printed]
