@@ -48,3 +48,16 @@ def test_readme_default_build_output_is_the_builds(tmp_path: Path) -> None:
         printed = [line for line in printed if not line.startswith("footprint")]
         documented = [line for line in documented if not line.startswith("footprint")]
     assert [SECONDS.sub("S s", line) for line in documented] == [SECONDS.sub("S s", line) for line in printed]
+
+
+def test_qemu_doc_neuron_aot_row_is_measured() -> None:
+    """docs/qemu.md's AOT figures for the committed model are what footprint measures today."""
+    if qemu.toolchain_problem() or qemu.qemu_problem():
+        pytest.skip(qemu.toolchain_problem() or qemu.qemu_problem())
+    from pipeline import footprint
+    row = next(line for line in (ROOT / "docs" / "qemu.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| neuron | AOT |"))
+    cells = [int(cell.replace(",", "")) for cell in row.strip("|").split("|")[2:]]
+    aot = footprint.measure()["aot"]
+    assert cells == [aot["flash_bytes"], aot["ram_bytes"], aot["stack_bytes"], aot["instructions_per_inference"],
+                     aot["instructions_per_bench_iteration"]]
