@@ -52,7 +52,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tolerance-lsb", type=float, metavar="STEPS",
                    help="largest float-vs-int8 error allowed inside the calibrated range, in output quantization steps (default 4)")
     p.add_argument("--out", type=Path, default=MODEL_DIR, help="folder for the firmware model sources (default firmware/model)")
-    p.add_argument("--report-dir", type=Path, default=ROOT / "build", help="folder for report.json, report.md, fit.png, loss.png (default build)")
+    p.add_argument("--report-dir", type=Path, default=ROOT / "build" / "report",
+                   help="folder of its own for report.json, report.md, fit.png, loss.png, replaced as a whole on each "
+                        "build (default build/report)")
     p.add_argument("--footprint", action=argparse.BooleanOptionalAction, default=True,
                    help="measure flash, RAM, stack and instructions per inference on the Cortex-M4 under QEMU (default "
                         "on; skipped, saying why, without gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)")

@@ -1,36 +1,20 @@
 """Reads an int8 TFLite flatbuffer into plain numpy structures (no interpreter).
 
-The schema bindings are TensorFlow's own generated module, loaded by file path so
-that reading a model does not pay for importing TensorFlow.
+The schema bindings are the `tflite` package's (generated from TFLite's schema, over
+`flatbuffers`): reading a model needs neither TensorFlow nor its import time, so the
+device tools run where no TensorFlow wheel exists.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
+import tflite
 
 
 class ModelFormatError(ValueError):
     """The flatbuffer is not a model this project can read."""
-
-
-@lru_cache(maxsize=1)
-def schema() -> ModuleType:
-    spec = importlib.util.find_spec("tensorflow")
-    if spec is None or spec.origin is None:
-        raise ModelFormatError("reading a .tflite file needs the tensorflow package (its schema bindings)")
-    path = Path(spec.origin).parent / "lite" / "python" / "schema_py_generated.py"
-    module_spec = importlib.util.spec_from_file_location("tflite_schema", path)
-    if module_spec is None or module_spec.loader is None:
-        raise ModelFormatError(f"tensorflow has no TFLite schema at {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)
@@ -83,42 +67,65 @@ _DTYPES = {"INT8": np.int8, "INT32": np.int32, "FLOAT32": np.float32, "INT16": n
 
 
 def _names(enum: type) -> dict[int, str]:
-    return {v: k for k, v in vars(enum).items() if not k.startswith("_")}
+    return {v: k for k, v in vars(enum).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+_TYPE_NAMES = _names(tflite.TensorType)
+_OP_NAMES = _names(tflite.BuiltinOperator)
+_ACTIVATION_NAMES = _names(tflite.ActivationFunctionType)
+_OPTION_NAMES = _names(tflite.BuiltinOptions)
+
+
+def _activation(op: tflite.Operator) -> str:
+    """The fused activation of an op whose options table has one (FULLY_CONNECTED, ADD, ...)."""
+    table = op.BuiltinOptions()
+    options_class = getattr(tflite, _OPTION_NAMES.get(op.BuiltinOptionsType(), ""), None)
+    if table is None or options_class is None:
+        return _ACTIVATION_NAMES[0]
+    options = options_class()
+    options.Init(table.Bytes, table.Pos)
+    code = options.FusedActivationFunction() if hasattr(options, "FusedActivationFunction") else 0
+    return _ACTIVATION_NAMES.get(code, str(code))
+
+
+def _tensor(model: tflite.Model, index: int, t: tflite.Tensor) -> Tensor:
+    dtype = _TYPE_NAMES.get(t.Type(), str(t.Type()))
+    q = t.Quantization()
+    scales = np.asarray(q.ScaleAsNumpy() if q is not None and q.ScaleLength() else [], dtype=np.float32)
+    zps = np.asarray(q.ZeroPointAsNumpy() if q is not None and q.ZeroPointLength() else [], dtype=np.int64)
+    shape = tuple(int(d) for d in (t.ShapeAsNumpy() if t.ShapeLength() else []))
+    buffer = model.Buffers(t.Buffer()) if t.Buffer() < model.BuffersLength() else None
+    raw = bytes(buffer.DataAsNumpy()) if buffer is not None and buffer.DataLength() else None
+    values = None
+    if raw is not None and dtype in _DTYPES:
+        values = np.frombuffer(raw, dtype=np.dtype(_DTYPES[dtype]).newbyteorder("<")).reshape(shape)
+    name = t.Name()
+    return Tensor(index, name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name), shape, dtype,
+                  scales, zps, values)
 
 
 def read(data: bytes) -> TfliteModel:
-    s = schema()
     try:
-        model = s.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        model = tflite.Model.GetRootAsModel(bytearray(data), 0)
+        subgraphs = model.SubgraphsLength()
     except Exception as exc:
         raise ModelFormatError(f"not a TFLite flatbuffer: {exc}") from exc
-    if not model.subgraphs or len(model.subgraphs) != 1:
-        raise ModelFormatError(f"expected one subgraph, found {len(model.subgraphs or [])}")
-    type_names = _names(s.TensorType)
-    op_names = _names(s.BuiltinOperator)
-    act_names = _names(s.ActivationFunctionType)
-    graph = model.subgraphs[0]
-    tensors = []
-    for i, t in enumerate(graph.tensors):
-        dtype = type_names.get(t.type, str(t.type))
-        q = t.quantization
-        scales = np.asarray(q.scale if q is not None and q.scale is not None else [], dtype=np.float32)
-        zps = np.asarray(q.zeroPoint if q is not None and q.zeroPoint is not None else [], dtype=np.int64)
-        buffer = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
-        raw = None if buffer is None or buffer.data is None or len(buffer.data) == 0 else bytes(buffer.data)
-        shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
-        values = None
-        if raw is not None and dtype in _DTYPES:
-            values = np.frombuffer(raw, dtype=np.dtype(_DTYPES[dtype]).newbyteorder("<")).reshape(shape)
-        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
-        tensors.append(Tensor(i, name, shape, dtype, scales, zps, values))
-    operators = []
-    for i, o in enumerate(graph.operators):
-        code = model.operatorCodes[o.opcodeIndex]
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        options = o.builtinOptions
-        activation = getattr(options, "fusedActivationFunction", 0) if options is not None else 0
-        operators.append(Operator(i, op_names.get(builtin, f"BUILTIN_{builtin}"), tuple(int(x) for x in o.inputs),
-                                  tuple(int(x) for x in o.outputs), act_names.get(activation, str(activation))))
-    return TfliteModel(tensors, operators, tuple(int(x) for x in graph.inputs), tuple(int(x) for x in graph.outputs),
-                       hashlib.sha256(data).hexdigest())
+    if subgraphs != 1:
+        raise ModelFormatError(f"expected one subgraph, found {subgraphs}")
+    try:
+        graph = model.Subgraphs(0)
+        tensors = [_tensor(model, i, graph.Tensors(i)) for i in range(graph.TensorsLength())]
+        operators = []
+        for i in range(graph.OperatorsLength()):
+            o = graph.Operators(i)
+            code = model.OperatorCodes(o.OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            operators.append(Operator(i, _OP_NAMES.get(builtin, f"BUILTIN_{builtin}"),
+                                      tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else (),
+                                      tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else (),
+                                      _activation(o)))
+        inputs = tuple(int(x) for x in graph.InputsAsNumpy()) if graph.InputsLength() else ()
+        outputs = tuple(int(x) for x in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
+    except (IndexError, ValueError, TypeError, AttributeError) as exc:  # a truncated or corrupt flatbuffer
+        raise ModelFormatError(f"not a readable TFLite flatbuffer: {exc}") from exc
+    return TfliteModel(tensors, operators, inputs, outputs, hashlib.sha256(data).hexdigest())

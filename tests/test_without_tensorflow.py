@@ -1,0 +1,33 @@
+"""The device side needs no TensorFlow: verify runs with tensorflow, keras and tflite_micro unimportable.
+
+Where the tflite-micro wheel does not exist (macOS, Windows, ARM Linux) the integer
+reference is the oracle, and reading the flatbuffer must not need TensorFlow either.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BLOCKED = ("tensorflow", "keras", "tflite_micro")
+WITHOUT = f"""
+import runpy, sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {BLOCKED!r}:
+            raise ImportError(f"{{name}} is made unimportable by the test")
+sys.meta_path.insert(0, Blocked())
+sys.argv = ["verify", *sys.argv[1:]]
+runpy.run_module(sys.argv.pop(1), run_name="__main__")
+"""
+
+
+def test_verify_without_tensorflow_is_bit_exact(device_port: str) -> None:
+    done = subprocess.run([sys.executable, "-c", WITHOUT, "pipeline.verify", "--port", device_port], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "int8 oracle: reference" in done.stdout
+    assert "int8 mismatches vs reference: 0 of 256 rows" in done.stdout
+    assert done.stdout.splitlines()[-1].endswith(" 0 failed")
