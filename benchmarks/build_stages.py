@@ -1,6 +1,6 @@
 """Times the default build, process start to report, stage by stage.
 
-Prints each stage's seconds (from build/report.json) for a few runs, and the whole
+Prints each stage's seconds (from the report.json of each run) for a few runs, and the whole
 process's wall time next to a baseline measured in the same session: a bare
 `import tensorflow` process, which no build can beat. Quote the ratio, not the seconds:
 the machines are shared and noisy.
