@@ -1,0 +1,114 @@
+"""Ctrl-C (a real SIGINT) anywhere in build, predict and verify: the one line `interrupted`,
+exit status 130, no traceback, and no output folder left half-written or staging left behind."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (Debian package strace)")
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def assert_interrupted(process: subprocess.Popen, stdout: str, stderr: str) -> None:
+    assert process.returncode == 130, (process.returncode, stderr)
+    assert stderr == "interrupted\n", stderr
+    assert "wrote " not in stdout
+
+
+def start(tool: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", f"pipeline.{tool}", *args], cwd=ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An output base holding a finished default build (m, r), the 'old set' of every case."""
+    base = tmp_path_factory.mktemp("built")
+    run = subprocess.run([sys.executable, "-m", "pipeline.build", "-q", "--no-footprint", "--out", str(base / "m"),
+                          "--report-dir", str(base / "r")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return base
+
+
+def fresh_copy(built: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    base = tmp_path / "out"
+    shutil.copytree(built, base)
+    return base, ["--model", "two-layer", "--no-footprint", "--out", str(base / "m"), "--report-dir", str(base / "r")]
+
+
+def test_build_interrupted_during_the_tensorflow_import(built: Path, tmp_path: Path) -> None:
+    base, args = fresh_copy(built, tmp_path)
+    before = digest(base / "m")
+    process = start("build", *args)
+    time.sleep(2.5)  # the TensorFlow import takes several seconds; "data:" is printed after it
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert_interrupted(process, stdout, stderr)
+    assert "data:" not in stdout  # it did land in the import
+    assert digest(base / "m") == before
+    assert sorted(os.listdir(base)) == ["m", "r"]
+
+
+def test_build_interrupted_during_training(built: Path, tmp_path: Path) -> None:
+    base, args = fresh_copy(built, tmp_path)
+    before = digest(base / "m")
+    process = start("build", *args, "--epochs", "100000")
+    assert process.stdout.readline().startswith("data:")
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert_interrupted(process, stdout, stderr)
+    assert "trained" not in stdout  # it did land in the training
+    assert digest(base / "m") == before
+    assert sorted(os.listdir(base)) == ["m", "r"]
+
+
+@needs_strace
+@pytest.mark.parametrize("syscall,when,outcome", [
+    ("fsync", 3, "old"),  # while staging the model: the staging is removed, the old sets stay
+    ("fsync", 10, "old"),  # while staging the report
+    ("renameat2", 1, "new"),  # at the model's swap: SIGINT waits until both folders are swapped
+])
+def test_build_interrupted_while_writing(built: Path, tmp_path: Path, syscall: str, when: int, outcome: str) -> None:
+    base, args = fresh_copy(built, tmp_path)
+    before = {folder: digest(base / folder) for folder in ("m", "r")}
+    process = subprocess.Popen(["strace", "-f", "-qq", "-o", os.devnull, "-e", f"trace={syscall}",
+                                "-e", f"inject={syscall}:signal=SIGINT:when={when}",
+                                sys.executable, "-m", "pipeline.build", *args],
+                               cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = process.communicate(timeout=300)
+    assert_interrupted(process, stdout, stderr)
+    assert sorted(os.listdir(base)) == ["m", "r"]  # no staging left
+    name = (base / "m" / "model_info.h").read_text()
+    if outcome == "old":
+        assert {folder: digest(base / folder) for folder in ("m", "r")} == before
+    else:
+        assert '#define MODEL_NAME "two-layer"' in name
+        assert "two-layer" in (base / "r" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("tool", ["predict", "verify"])
+@pytest.mark.parametrize("delay", [0.2, 1.5])
+def test_device_tools_interrupted(tool: str, delay: float) -> None:
+    """0.2 s: still importing; 1.5 s: starting or talking to the native emulation."""
+    process = start(tool, "--emulate", "native", *(["1", "2", "3"] * 2000 if tool == "predict" else []))
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip(f"{tool} finished within {delay} s, before the interrupt")
+    assert process.returncode == 130, stderr
+    assert stderr == "interrupted\n", stderr
