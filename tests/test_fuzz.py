@@ -1,13 +1,14 @@
 """A bounded libFuzzer session over the firmware core, with AddressSanitizer and UBSan: any finding fails.
 
-CI spends about a minute here (FUZZ_SECONDS per harness); run it much longer by hand with
-the command in firmware/fuzz/fuzz_protocol.c.
+CI spends about half a minute here (FUZZ_SECONDS per harness); run it much longer by hand
+with the command in firmware/fuzz/fuzz_protocol.c.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import toolchains
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
-SECONDS = int(os.environ.get("FUZZ_SECONDS", "30"))
+SECONDS = int(os.environ.get("FUZZ_SECONDS", "12"))
 
 _problem = toolchains.fuzz_problem()
 pytestmark = pytest.mark.skipif(_problem is not None, reason=_problem or "")
@@ -43,3 +44,21 @@ def test_bounded_fuzz_session_finds_nothing(fuzzers, harness, corpus, tmp_path):
     assert run.returncode == 0 and not findings, f"{harness} found {findings}:\n{tail}"
     runs = [line for line in run.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
     assert runs and int(runs[0].split(":")[-1]) > 1000, tail
+
+
+def test_seed_corpus_passes_the_harness_checks(fuzzers: Path) -> None:
+    """Every seed (Backspace, echoes, the echo memory's edge, ...) once through the checks."""
+    seeds = sorted(str(p) for p in (CORPUS / "protocol").iterdir())
+    run = subprocess.run([str(fuzzers / "fuzz_protocol"), *seeds], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, "\n".join(run.stderr.splitlines()[-25:])
+    assert run.stderr.count("Executed ") == len(seeds)
+
+
+def test_bench_is_capped_in_the_fuzz_build(fuzzers: Path, tmp_path: Path) -> None:
+    """400 lines of `bench 1000000` would take minutes of inferences; capped, they are errors."""
+    heavy = tmp_path / "bench_heavy"
+    heavy.write_bytes(b"bench 1000000\n" * 400 + b"bench 100\n")
+    start = time.monotonic()
+    run = subprocess.run([str(fuzzers / "fuzz_protocol"), str(heavy)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, "\n".join(run.stderr.splitlines()[-25:])
+    assert time.monotonic() - start < 20

@@ -5,11 +5,14 @@
 
 #include "engine.h"
 
-#define BENCH_MAX 1000000L
 #define ENGINE_ERROR_MAX 96 /* characters of engine_error() quoted in ERR 7 */
 
+#define APP_STR_(x) #x
+#define APP_STR(x) APP_STR_(x)
+
 static const char k_help[] = "help: X1 [X2 ...] | q C1 [C2 ...] | id | bench N | help";
-static const char k_too_long[] = "ERR 2 line too long (max 128 bytes)\r\n";
+static const char k_too_long[] = "ERR 2 line too long (max " APP_STR(PROTO_LINE_MAX) " bytes)\r\n";
+static const char k_bench_range[] = "bench N needs 1 <= N <= " APP_STR(APP_BENCH_MAX);
 
 void app_init(app_t *app, app_write_fn write, void *ctx, app_clock_fn micros) {
   if (app == NULL) return;
@@ -184,8 +187,8 @@ static void reply_bench(app_t *app, const char *pos, const char *end, proto_out_
   uint32_t t0;
   uint32_t t1;
   if (!proto_next_field(&pos, end, &field, &flen) || proto_parse_int(field, flen, &n) != 0 ||
-      n < 1 || n > BENCH_MAX || proto_next_field(&pos, end, &field, &flen)) {
-    put_error(o, 8, "bench N needs 1 <= N <= 1000000");
+      n < 1 || n > APP_BENCH_MAX || proto_next_field(&pos, end, &field, &flen)) {
+    put_error(o, 8, k_bench_range);
     return;
   }
   if (app->micros == NULL) {
@@ -256,6 +259,68 @@ size_t app_respond(app_t *app, const char *line, size_t len, char *out, size_t c
   return o.len;
 }
 
+/* Appends one answer (CRLF included) to the echo memory, first dropping the oldest whole
+ * lines that no longer fit. */
+static void remember(app_t *app, const char *answer, size_t n) {
+  if (n > APP_ECHO_WINDOW) n = 0; /* cannot happen: an answer fits (APP_RESPONSE_MAX) */
+  if (app->sent_len + n > APP_ECHO_WINDOW) {
+    size_t drop = app->sent_len + n - APP_ECHO_WINDOW;
+    while (drop < app->sent_len && app->sent[drop - 1] != '\n') drop++; /* to a line start */
+    memmove(app->sent, app->sent + drop, app->sent_len - drop);
+    app->sent_len -= drop;
+  }
+  memcpy(app->sent + app->sent_len, answer, n);
+  app->sent_len += n;
+}
+
+/* 1 when line is, byte for byte, one of the answer lines in the echo memory. */
+static int recently_sent(const app_t *app, const char *line, size_t len) {
+  size_t pos = 0;
+  if (len == 0) return 0;
+  while (pos < app->sent_len) {
+    const char *nl;
+    if (app->sent_len - pos >= len + 2 && memcmp(app->sent + pos, line, len) == 0 &&
+        app->sent[pos + len] == '\r' && app->sent[pos + len + 1] == '\n') {
+      return 1;
+    }
+    nl = (const char *)memchr(app->sent + pos, '\n', app->sent_len - pos);
+    if (nl == NULL) break;
+    pos = (size_t)(nl - app->sent) + 1;
+  }
+  return 0;
+}
+
+static void send_line(app_t *app, const char *bytes, size_t n) {
+  remember(app, bytes, n);
+  if (app->write != NULL) app->write(app->ctx, (const uint8_t *)bytes, n);
+}
+
+/* Decides whether a complete line is an echo of the device's own output (not answered)
+ * and updates the echo state; see docs/protocol.md, "Echo". */
+static int drop_as_echo(app_t *app, const char *line, size_t len, int ended_by_cr) {
+  int repeat = recently_sent(app, line, len);
+  int err_line = len >= 4 && memcmp(line, "ERR ", 4) == 0;
+  int after_echo = app->after_echo;
+  int lf_repeat = app->lf_repeat;
+  app->after_echo = 0;
+  app->lf_repeat = 0;
+  if (len == 0) {
+    if (after_echo) return 1; /* the extra ending of an echo: CR came back as LF, or LF as CRLF */
+    if (lf_repeat) app->lf_echo = 1; /* a repeat, then LF LF: how `stty -opost` echoes CRLF */
+    return 0;
+  }
+  if (!repeat) {
+    app->lf_echo = 0;
+    return 0;
+  }
+  if (ended_by_cr || err_line || app->lf_echo) {
+    app->after_echo = 1;
+    return 1;
+  }
+  app->lf_repeat = 1; /* a program may ask what it was just told: answered */
+  return 0;
+}
+
 void app_feed(app_t *app, const uint8_t *bytes, size_t n) {
   size_t i;
   if (app == NULL || bytes == NULL) return;
@@ -263,13 +328,11 @@ void app_feed(app_t *app, const uint8_t *bytes, size_t n) {
     const char *line = NULL;
     size_t len = 0;
     proto_line_event_t ev = proto_line_push(&app->line, bytes[i], &line, &len);
-    if (ev == PROTO_LINE_READY) {
-      size_t r = app_respond(app, line, len, app->response, sizeof app->response);
-      if (app->write != NULL) app->write(app->ctx, (const uint8_t *)app->response, r);
-    } else if (ev == PROTO_LINE_TOO_LONG) {
-      if (app->write != NULL) {
-        app->write(app->ctx, (const uint8_t *)k_too_long, sizeof k_too_long - 1);
-      }
+    if (ev == PROTO_LINE_TOO_LONG) {
+      app->after_echo = app->lf_repeat = app->lf_echo = 0;
+      send_line(app, k_too_long, sizeof k_too_long - 1);
+    } else if (ev == PROTO_LINE_READY && !drop_as_echo(app, line, len, app->line.after_cr)) {
+      send_line(app, app->response, app_respond(app, line, len, app->response, sizeof app->response));
     }
   }
 }

@@ -24,6 +24,17 @@ typedef uint32_t (*app_clock_fn)(void);
 /* Longest response line, CRLF included. */
 #define APP_RESPONSE_MAX (256 + 20 * (MODEL_OUTPUT_COUNT))
 
+/* Largest N of `bench N`. A build may lower it (the fuzz build does, to stay fast). */
+#ifndef APP_BENCH_MAX
+#define APP_BENCH_MAX 1000000
+#endif
+
+/* Echo memory: the device's most recent output, whole answer lines within its last
+ * APP_ECHO_WINDOW bytes (always at least the last answer). A line that repeats one of
+ * them can be the echo of a host tty with echo on; such echoes are not answered
+ * (docs/protocol.md, "Echo"). */
+#define APP_ECHO_WINDOW (APP_RESPONSE_MAX > 512 ? APP_RESPONSE_MAX : 512)
+
 typedef struct {
   proto_line_t line;
   app_write_fn write;
@@ -33,6 +44,11 @@ typedef struct {
   int8_t input[MODEL_INPUT_COUNT];
   int8_t output[MODEL_OUTPUT_COUNT];
   char response[APP_RESPONSE_MAX];
+  char sent[APP_ECHO_WINDOW]; /* recent output: whole CRLF lines, oldest first */
+  size_t sent_len;
+  uint8_t after_echo; /* the last line was an echo: an empty line next is its extra ending */
+  uint8_t lf_repeat;  /* the last line repeated an answer, ended by LF, and was answered */
+  uint8_t lf_echo;    /* such a repeat, then an empty line: LF-ended repeats are echoes now */
 } app_t;
 
 /* Prepares app and tries engine_init once; a failed engine is retried on each query and
@@ -41,7 +57,8 @@ typedef struct {
 void app_init(app_t *app, app_write_fn write, void *ctx, app_clock_fn micros);
 
 /* Consumes received bytes; every completed request line is answered (one response line,
- * ending in CRLF) through write before this returns. Any byte sequence is safe. */
+ * ending in CRLF) through write before this returns, except the echo of a recent answer
+ * (see APP_ECHO_WINDOW). Any byte sequence is safe. */
 void app_feed(app_t *app, const uint8_t *bytes, size_t n);
 
 /* Answers one request line (without its line ending) into out, CRLF included, and

@@ -19,6 +19,10 @@ proto_line_event_t proto_line_push(proto_line_t *ln, uint8_t byte, const char **
     ln->after_cr = 0;
     return PROTO_LINE_NONE;
   }
+  if (byte == PROTO_BACKSPACE || byte == PROTO_DELETE) { /* edits; no effect at line start */
+    if (!ln->overflow && ln->len > 0) ln->len--;
+    return PROTO_LINE_NONE;
+  }
   ln->after_cr = (uint8_t)(byte == '\r');
 
   if (byte != '\r' && byte != '\n') {

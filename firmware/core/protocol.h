@@ -23,6 +23,11 @@ typedef enum {
   PROTO_LINE_TOO_LONG  /* an overlong line (already discarded) has ended */
 } proto_line_event_t;
 
+/* Backspace and DEL (what terminals send for the Backspace key) delete the line's last
+ * byte; at the start of a line, and on a line already too long, they have no effect. */
+#define PROTO_BACKSPACE 0x08
+#define PROTO_DELETE 0x7f
+
 /* Assembles request lines from a byte stream. Zero-initialise or call proto_line_init. */
 typedef struct {
   char buf[PROTO_LINE_MAX + 1]; /* +1 keeps the line NUL-terminated for convenience */
@@ -35,7 +40,8 @@ void proto_line_init(proto_line_t *ln);
 
 /* Feeds one byte. On PROTO_LINE_READY, *line and *len (when non-NULL) describe the line
  * without its ending; the bytes stay valid until the next call. The line may contain
- * any byte, NUL included. */
+ * any byte, NUL included, but never Backspace or DEL. Right after PROTO_LINE_READY or
+ * PROTO_LINE_TOO_LONG, ln->after_cr is 1 when a CR ended the line, 0 for an LF. */
 proto_line_event_t proto_line_push(proto_line_t *ln, uint8_t byte, const char **line, size_t *len);
 
 /* ---- fields ------------------------------------------------------------------- */

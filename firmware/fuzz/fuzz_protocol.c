@@ -1,8 +1,17 @@
-/* libFuzzer harness for the portable core: any byte sequence must be answered with
- * exactly one CRLF-terminated line per request line, and nothing else.
+/* libFuzzer harness for the portable core (app_feed), against an independent reference of
+ * its line layer: CR, LF and CRLF endings, Backspace and DEL, overlong lines, and the echo
+ * rule (docs/protocol.md). Each input goes to a fresh app in uneven chunks; after every
+ * chunk, what the app sent must equal, byte for byte, what the reference expects (it
+ * assembles lines itself and asks a second app's app_respond for each line's answer).
+ * Then, in the state the input left, `10` must still get the answer a fresh device gives,
+ * and that answer fed back as a tty with echo on returns it must get no answer.
  *
  *   cmake -S firmware -B build/fuzz -DFUZZ=ON -DCMAKE_C_COMPILER=clang
- *   cmake --build build/fuzz --target fuzz_protocol && build/fuzz/fuzz_protocol -max_total_time=60
+ *   cmake --build build/fuzz --target fuzz_protocol
+ *   build/fuzz/fuzz_protocol -max_len=4096 -max_total_time=60 CORPUS_DIR
+ *
+ * The fuzz build lowers APP_BENCH_MAX (CMakeLists.txt): a corpus full of `bench 1000000`
+ * lines would otherwise spend its time in the engine, not in the parser.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -13,64 +22,256 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The harness's own code gets no coverage feedback: its loops (the reference scans the
+ * output byte by byte) would cost more than the core itself and guide nothing. */
+#define HARNESS __attribute__((no_sanitize("coverage")))
+
+#define CHUNK_MAX 17u
+#define OUT_CAP (2u * (CHUNK_MAX + 1u) * APP_RESPONSE_MAX)
+#define HIST_CAP (4u * APP_ECHO_WINDOW)
+
+#if PROTO_LINE_MAX != 128
+#error "k_err2 spells the spec's line limit"
+#endif
+static const char k_err2[] = "ERR 2 line too long (max 128 bytes)\r\n";
+static const char k_err1[] = "ERR 1 empty line\r\n";
+
+/* ---- what the app sends --------------------------------------------------------- */
+
 typedef struct {
-  size_t lines;      /* complete response lines seen */
-  int in_line;       /* bytes of an unfinished response line seen */
-  int saw_cr;        /* the previous response byte was CR */
-} sink_t;
+  char bytes[OUT_CAP];
+  size_t len;
+} out_t;
+
+HARNESS static void out_add(out_t *o, const char *bytes, size_t n) {
+  if (n > sizeof o->bytes - o->len) abort();
+  memcpy(o->bytes + o->len, bytes, n);
+  o->len += n;
+}
 
 static uint32_t g_clock;
-static uint32_t fake_micros(void) { return g_clock += 7u; }
+static uint32_t fake_micros(void) { return g_clock += 7u; } /* bench us= is always 7 */
 
-static void sink_write(void *ctx, const uint8_t *bytes, size_t n) {
-  sink_t *s = (sink_t *)ctx;
+/* app_write_fn: each write is whole response lines of printable ASCII, each ending CRLF. */
+HARNESS static void sink_write(void *ctx, const uint8_t *bytes, size_t n) {
   size_t i;
+  int saw_cr = 0;
+  int in_line = 0;
   if (n == 0 || n > APP_RESPONSE_MAX) abort();
   for (i = 0; i < n; i++) {
     uint8_t c = bytes[i];
-    if (s->saw_cr) {
-      if (c != '\n') abort(); /* CR only as part of the final CRLF */
-      s->saw_cr = 0;
-      s->lines++;
-      s->in_line = 0;
-      continue;
-    }
-    if (c == '\r') {
-      s->saw_cr = 1;
-    } else if (c == '\n' || c < 0x20 || c > 0x7e) {
-      abort(); /* responses are printable ASCII lines */
+    if (saw_cr) {
+      if (c != '\n' || !in_line) abort(); /* CR only in the final CRLF of a non-empty line */
+      saw_cr = 0;
+      in_line = 0;
+    } else if (c == '\r') {
+      saw_cr = 1;
+    } else if (c < 0x20 || c > 0x7e) {
+      abort();
     } else {
-      s->in_line = 1;
+      in_line = 1;
     }
   }
-  if (s->saw_cr || s->in_line) abort(); /* each write is whole lines */
+  if (saw_cr || in_line) abort();
+  out_add((out_t *)ctx, (const char *)bytes, n);
+}
+
+/* ---- the reference ---------------------------------------------------------------- */
+
+typedef struct {
+  char line[PROTO_LINE_MAX];
+  size_t len;
+  int too_long;
+  int prev_cr;
+  int after_echo; /* the last line was an echo */
+  int lf_repeat;  /* the last line repeated an answer, ended by LF, and was answered */
+  int lf_echo;    /* LF-ended repeats are echoes now */
+  char hist[HIST_CAP]; /* a suffix of everything sent, starting at a line start */
+  size_t hist_len;
+  app_t answers; /* answers each line with app_respond only */
+} ref_t;
+
+HARNESS static void ref_sent(ref_t *r, const char *bytes, size_t n) {
+  if (r->hist_len + n > sizeof r->hist) {
+    size_t cut = r->hist_len - APP_ECHO_WINDOW; /* keep at least the window */
+    while (cut > 0 && r->hist[cut - 1] != '\n') cut--;
+    memmove(r->hist, r->hist + cut, r->hist_len - cut);
+    r->hist_len -= cut;
+  }
+  memcpy(r->hist + r->hist_len, bytes, n);
+  r->hist_len += n;
+}
+
+/* Whether line + CRLF is a whole line of the last APP_ECHO_WINDOW bytes sent, newest first. */
+HARNESS static int ref_recent(const ref_t *r, const char *line, size_t len) {
+  size_t end = r->hist_len; /* one past the CRLF of the line being looked at */
+  while (end >= 2) {
+    size_t start = end - 2;
+    while (start > 0 && r->hist[start - 1] != '\n') start--;
+    if (r->hist_len - start > APP_ECHO_WINDOW) return 0;
+    if (end - start == len + 2 && memcmp(r->hist + start, line, len) == 0) return 1;
+    end = start;
+  }
+  return 0;
+}
+
+HARNESS static void ref_answer(ref_t *r, const char *bytes, size_t n, out_t *expect) {
+  out_add(expect, bytes, n);
+  ref_sent(r, bytes, n);
+}
+
+/* The spec's rules, in its order: overlong, empty, repeat of a recent answer, request. */
+HARNESS static void ref_line_done(ref_t *r, int by_cr, out_t *expect) {
+  int was_echo = r->after_echo;
+  int was_lf_repeat = r->lf_repeat;
+  r->after_echo = 0;
+  r->lf_repeat = 0;
+  if (r->too_long) {
+    r->lf_echo = 0;
+    ref_answer(r, k_err2, sizeof k_err2 - 1, expect);
+  } else if (r->len == 0) {
+    if (was_lf_repeat) r->lf_echo = 1;
+    if (!was_echo) ref_answer(r, k_err1, sizeof k_err1 - 1, expect);
+  } else if (!ref_recent(r, r->line, r->len)) {
+    char answer[APP_RESPONSE_MAX];
+    r->lf_echo = 0;
+    ref_answer(r, answer, app_respond(&r->answers, r->line, r->len, answer, sizeof answer), expect);
+  } else if (by_cr || r->lf_echo || (r->len >= 4 && memcmp(r->line, "ERR ", 4) == 0)) {
+    r->after_echo = 1;
+  } else {
+    char answer[APP_RESPONSE_MAX];
+    r->lf_repeat = 1;
+    ref_answer(r, answer, app_respond(&r->answers, r->line, r->len, answer, sizeof answer), expect);
+  }
+  r->len = 0;
+  r->too_long = 0;
+}
+
+HARNESS static void ref_byte(ref_t *r, uint8_t c, out_t *expect) {
+  if (c == '\n' && r->prev_cr) {
+    r->prev_cr = 0;
+  } else if (c == 0x08 || c == 0x7f) {
+    if (!r->too_long && r->len > 0) r->len--;
+  } else if (c == '\r' || c == '\n') {
+    r->prev_cr = c == '\r';
+    ref_line_done(r, c == '\r', expect);
+  } else {
+    r->prev_cr = 0;
+    if (r->too_long) return;
+    if (r->len == PROTO_LINE_MAX) {
+      r->too_long = 1;
+    } else {
+      r->line[r->len++] = (char)c;
+    }
+  }
+}
+
+/* ---- driving both ------------------------------------------------------------------ */
+
+static app_t g_app;
+static ref_t g_ref;
+static out_t g_got;
+static out_t g_expect;
+
+/* Feeds bytes to the app and the reference in chunks; aborts unless they send the same.
+ * Returns what was sent, in g_got. */
+HARNESS static void feed(const uint8_t *bytes, size_t n, int chunked) {
+  size_t i = 0;
+  g_got.len = 0;
+  g_expect.len = 0;
+  while (i < n) {
+    size_t chunk = chunked ? (size_t)(bytes[i] % CHUNK_MAX) + 1u : 1u;
+    size_t j;
+    size_t got_before = g_got.len;
+    size_t expect_before = g_expect.len;
+    if (chunk > n - i) chunk = n - i;
+    if (g_got.len > OUT_CAP - (CHUNK_MAX + 1u) * APP_RESPONSE_MAX) { /* compared: drop */
+      g_got.len = 0;
+      g_expect.len = 0;
+      got_before = expect_before = 0;
+    }
+    app_feed(&g_app, bytes + i, chunk);
+    for (j = 0; j < chunk; j++) ref_byte(&g_ref, bytes[i + j], &g_expect);
+    if (g_got.len - got_before != g_expect.len - expect_before ||
+        memcmp(g_got.bytes + got_before, g_expect.bytes + expect_before,
+               g_got.len - got_before) != 0) {
+      abort(); /* the app and the reference disagree */
+    }
+    i += chunk;
+  }
+}
+
+/* Feeds text to the app alone (the reference has done its part) and aborts unless the
+ * app answers exactly expect (NULL: nothing). */
+HARNESS static void expect_answer(const char *text, const char *expect, size_t expect_len) {
+  g_got.len = 0;
+  app_feed(&g_app, (const uint8_t *)text, strlen(text));
+  if (g_got.len != expect_len || (expect_len > 0 && memcmp(g_got.bytes, expect, expect_len) != 0)) {
+    abort();
+  }
+}
+
+typedef struct {
+  char request[APP_RESPONSE_MAX + 2];
+  char answer[APP_RESPONSE_MAX];
+  size_t answer_len;
+} exchange_t;
+
+static exchange_t g_ten;  /* `10` for every input, answered by a fresh device */
+static exchange_t g_echo; /* that answer sent back with LF alone (a request), answered */
+static exchange_t g_lf;   /* the answer to that, as a `-opost` tty echoes it: LF LF */
+
+static void exchange(exchange_t *x, app_t *fresh, const char *request, size_t n) {
+  memcpy(x->request, request, n);
+  x->answer_len = app_respond(fresh, request, n, x->answer, sizeof x->answer);
+  x->request[n] = '\n';
+  x->request[n + 1] = '\0';
+}
+
+static void init_exchanges(void) {
+  static app_t fresh;
+  char ten[4 * MODEL_INPUT_COUNT];
+  size_t i;
+  size_t n = 0;
+  for (i = 0; i < MODEL_INPUT_COUNT; i++) {
+    if (i > 0) ten[n++] = ' ';
+    ten[n++] = '1';
+    ten[n++] = '0';
+  }
+  app_init(&fresh, NULL, NULL, fake_micros);
+  exchange(&g_ten, &fresh, ten, n);
+  exchange(&g_echo, &fresh, g_ten.answer, g_ten.answer_len - 2);
+  exchange(&g_lf, &fresh, g_echo.answer, g_echo.answer_len - 2);
+  memcpy(g_lf.request + g_echo.answer_len - 2, "\n\n", 3);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static app_t app;
-  sink_t sink;
-  size_t endings = 0;
-  size_t i;
-  int after_cr = 0;
-  memset(&sink, 0, sizeof sink);
-  app_init(&app, sink_write, &sink, fake_micros);
+  char sane_echo[APP_RESPONSE_MAX + 4];
+  if (g_ten.answer_len == 0) init_exchanges();
+  app_init(&g_app, sink_write, &g_got, fake_micros);
+  memset(&g_ref, 0, sizeof g_ref);
+  app_init(&g_ref.answers, NULL, NULL, fake_micros);
 
-  /* Feed in uneven chunks so the line assembler's state crosses call boundaries. */
-  for (i = 0; i < size;) {
-    size_t chunk = (size_t)(data[i] % 17u) + 1u;
-    if (chunk > size - i) chunk = size - i;
-    app_feed(&app, data + i, chunk);
-    i += chunk;
-  }
+  feed(data, size, 1);
 
-  for (i = 0; i < size; i++) { /* independent count of line endings */
-    if (data[i] == '\n' && after_cr) {
-      after_cr = 0;
-      continue;
-    }
-    after_cr = data[i] == '\r';
-    if (data[i] == '\r' || data[i] == '\n') endings++;
-  }
-  if (sink.lines != endings) abort();
+  /* The input's state carries on: end its last line; then `10` must be answered as on a
+   * fresh device, exactly once. */
+  feed((const uint8_t *)"\n", 1, 0);
+  expect_answer(g_ten.request, g_ten.answer, g_ten.answer_len);
+
+  /* That answer coming back from a tty with echo on (`stty sane`: its CR became LF, and
+   * LF went out as CRLF) is not answered. */
+  memcpy(sane_echo, g_ten.answer, g_ten.answer_len);
+  memcpy(sane_echo + g_ten.answer_len, "\r\n", 3);
+  expect_answer(sane_echo, NULL, 0);
+
+  /* Sent with LF alone, it is a program's request and is answered; an empty line right
+   * after it (answered) shows that it was an echo after all (a tty with `-opost`), so the
+   * echoes of both answers are not answered; `10` is then a request again. */
+  expect_answer(g_echo.request, g_echo.answer, g_echo.answer_len);
+  expect_answer("\n", k_err1, sizeof k_err1 - 1);
+  expect_answer(g_lf.request, NULL, 0);
+  expect_answer("ERR 1 empty line\n\n", NULL, 0);
+  expect_answer(g_ten.request, g_ten.answer, g_ten.answer_len);
   return 0;
 }
