@@ -54,6 +54,7 @@ import select
 import shutil
 import signal
 import subprocess
+import termios
 import time
 import tty
 from pathlib import Path
@@ -306,12 +307,33 @@ _OUT_HIGH_WATER = 16 * 1024 * 1024
 _IN_HIGH_WATER = 64 * 1024
 
 
-def _relay(master: int, process: subprocess.Popen[bytes]) -> int:
+def _keep_raw(slave: int) -> None:
+    """Puts the pty back into raw mode if a client changed it (`stty -F PORT sane`): with
+    echo on, the pty would return every answer to the firmware as a request. Called right
+    before each write, so at most one write is echoed (and the core drops that echo). The
+    client's speed, VMIN and VTIME stay as they are; the flags are those of cfmakeraw(3)."""
+    try:
+        now = termios.tcgetattr(slave)
+    except termios.error:
+        return
+    iflag, oflag, cflag, lflag = now[:4]
+    iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP | termios.INLCR
+               | termios.IGNCR | termios.ICRNL | termios.IXON)
+    oflag &= ~termios.OPOST
+    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    cflag = (cflag & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+    if [iflag, oflag, cflag, lflag] != now[:4]:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(slave, termios.TCSANOW, [iflag, oflag, cflag, lflag, *now[4:]])
+
+
+def _relay(master: int, slave: int, process: subprocess.Popen[bytes]) -> int:
     """Moves bytes between the pty and QEMU's UART (its stdin and stdout) until QEMU exits;
     returns QEMU's exit status. The firmware's output is queued without bound here, so the
     firmware never waits on a client that writes a flood before reading: it keeps reading
     requests, and every answer is kept, in order. QEMU only hands the UART a byte when its
-    one-byte receive buffer is free, so input waits in the pipe, never overruns."""
+    one-byte receive buffer is free, so input waits in the pipe, never overruns. The pty
+    is kept raw (_keep_raw) before every write to it."""
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     to_qemu, from_qemu, qemu_log = process.stdin.fileno(), process.stdout.fileno(), process.stderr.fileno()
     os.set_blocking(to_qemu, False)
@@ -351,6 +373,8 @@ def _relay(master: int, process: subprocess.Popen[bytes]) -> int:
         for fd in writable:
             queue = inq if fd == to_qemu else outq
             try:
+                if fd == master:
+                    _keep_raw(slave)
                 sent = os.write(fd, queue)
             except (BlockingIOError, InterruptedError):
                 continue
@@ -407,7 +431,7 @@ def run(elf: Path, icount: bool = False, timeout: float = STARTUP_TIMEOUT, out: 
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_preexec())
         _await_firmware(process, timeout)
         print(port, file=out, flush=True)
-        code = _relay(master, process)
+        code = _relay(master, slave, process)
         print(f"error: QEMU exited with status {code}", file=sys.stderr)
         return code or 1
     except _Stop:

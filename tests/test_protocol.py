@@ -9,9 +9,14 @@ tests hold for whichever model is emitted into firmware/model/.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 import re
+import select
+import subprocess
+import termios
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -406,6 +411,135 @@ def test_nothing_sent_unasked(dev: Device) -> None:
     assert dev.silent(0.5)
 
 
+# ---- a person at a terminal: Backspace ---------------------------------------------------
+
+
+@pytest.mark.parametrize("backspace", [b"\x08", b"\x7f"])
+def test_backspace_edits_the_line(dev: Device, model: Model, backspace: bytes) -> None:
+    """Backspace (0x08) and DEL (0x7f, what most terminals send) delete the line's last byte."""
+    ten = dev.ask(values(model, "10"))
+    assert dev.ask(values(model, "100").encode() + backspace) == ten
+    assert dev.ask(values(model, "19").encode() + backspace + b"0") == ten
+    assert dev.ask(b"helx" + backspace + b"p") == HELP
+    assert dev.ask(b"ab" + backspace * 2) == "ERR 1 empty line"
+    assert dev.ask(backspace * 3 + values(model, "10").encode()) == ten  # at line start: nothing
+    assert dev.ask(b"1" + backspace * 5 + b"help") == HELP
+    # it never reaches into the line before: that one was answered already
+    assert dev.ask(b"help") == HELP
+    assert dev.ask(backspace + b"help") == HELP
+    # nor into a CRLF: a Backspace between CR and LF leaves them one line ending
+    dev.write(b"help\r" + backspace + b"\n")
+    assert dev.read_line() == HELP
+    assert dev.silent()
+
+
+def test_backspace_cannot_shorten_an_overlong_line(dev: Device) -> None:
+    """Its bytes were dropped as they came: the line stays too long."""
+    assert dev.ask(b"1" * 129 + b"\x7f" * 10) == "ERR 2 line too long (max 128 bytes)"
+    # at the limit, Backspace still edits: 127 and then 128 digits, too big for a float
+    assert dev.ask(b"1" * 128 + b"\x7f") == "ERR 3 bad number at field 1"
+    assert dev.ask(b"1" * 128 + b"\x7f" + b"2") == "ERR 3 bad number at field 1"
+    assert dev.ask("help") == HELP
+
+
+# ---- echo ------------------------------------------------------------------------------
+
+
+def test_an_echoed_answer_is_not_answered(dev: Device, model: Model) -> None:
+    """An answer coming back as a tty with echo on returns it (CR kept, or turned into LF
+    with LF sent as CRLF) gets no answer, so it cannot loop."""
+    answer = dev.ask(values(model, "10")).encode()
+    for echo in (b"\r\n", b"\r\n\r\n", b"\r\r\n", b"\r"):
+        dev.write(answer + echo)
+        assert dev.silent(), echo
+    error = dev.ask("x").encode()
+    assert error.startswith(b"ERR 6 ")
+    dev.write(error + b"\r\n\r\n")
+    dev.write(error + b"\n")  # an ERR line is never a request, whatever its ending
+    assert dev.silent()
+    assert dev.ask(values(model, "10")) == answer.decode()
+
+
+def test_an_echoed_id_is_answered_once(dev: Device) -> None:
+    """`id` is longer than a request line may be: its echo is answered as too long (and the
+    tty's extra empty line as empty), and the echoes of those answers are dropped."""
+    identity = dev.ask("id").encode()
+    assert len(identity) > 128
+    dev.write(identity + b"\r\n\r\n")
+    assert [dev.read_line() for _ in range(2)] == ["ERR 2 line too long (max 128 bytes)", "ERR 1 empty line"]
+    dev.write(b"ERR 2 line too long (max 128 bytes)\r\n\r\nERR 1 empty line\r\n\r\n")
+    assert dev.silent()
+    assert dev.ask("help") == HELP
+
+
+def test_a_program_may_send_an_answer_with_lf(dev: Device, model: Model) -> None:
+    """Ended by LF alone (as programs send), a repeat of the last answer is a request."""
+    answer = dev.ask(values(model, "10"))
+    expected = dev.ask(" " + answer)  # a leading space: never taken as an echo
+    assert dev.ask(values(model, "10")) == answer
+    assert dev.ask(answer) == expected
+    outs = dev.ask(codes(model, 0))
+    assert dev.ask(outs) == dev.ask(" " + outs)  # q O, asked back: answered
+
+
+def test_a_repeat_then_an_empty_line_was_an_echo(dev: Device, model: Model) -> None:
+    """A tty that echoes with output processing off (`stty -opost`) returns CRLF as LF LF:
+    the repeat looked like a request and is answered, and so is the empty line after it;
+    but that pair shows an echo, so the echoes of those two answers are not answered."""
+    answer = dev.ask(values(model, "10"))
+    second = dev.ask(answer)  # answered: it ended with LF
+    assert dev.ask(b"") == "ERR 1 empty line"
+    dev.write(second.encode() + b"\n\n" + b"ERR 1 empty line\n\n")
+    assert dev.silent()
+    assert dev.ask(values(model, "10")) == answer  # not a repeat: as before
+    assert dev.ask(answer) == second  # a program's repeat is a request again
+
+
+def _slave_termios_echo(fd: int) -> bool:
+    return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+
+
+def _read_for(fd: int, seconds: float) -> bytes:
+    data = b""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], min(left, 0.1))
+        if ready:
+            with contextlib.suppress(BlockingIOError):
+                data += os.read(fd, 65536)
+    return data
+
+
+@pytest.mark.parametrize("burst", [1, 20])
+def test_stty_sane_on_the_port_cannot_start_an_echo_loop(port: str, model: Model, burst: int) -> None:
+    """`stty -F PORT sane` turns the port's echo on: every answer would come back as a
+    request, forever (hundreds of KB a second, going on after the client closes). Now the
+    emulation turns echo off again before it writes, and the core drops an echo anyway."""
+    device = Device(port)
+    try:
+        expected = [device.ask(values(model, str(x))) for x in range(burst)]
+    finally:
+        device.close()
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        subprocess.run(["stty", "-F", port, "sane"], check=True)
+        assert _slave_termios_echo(fd)
+        os.write(fd, b"".join(values(model, str(x)).encode() + b"\n" for x in range(burst)))
+        got = _read_for(fd, 2.0)
+        assert not _slave_termios_echo(fd)  # the emulation put the port back to raw
+    finally:
+        os.close(fd)
+    answers = b"".join(line.encode() + b"\r\n" for line in expected)
+    assert len(got) <= 2 * len(answers), f"{len(got)} bytes in 2 s: {got[:200]!r}"
+    assert got.replace(b"\n\n", b"\r\n").startswith(answers), got[:200]
+    device = Device(port)  # and it is quiet and answering after that client left
+    try:
+        assert device.silent(0.5)
+        assert device.ask("help") == HELP
+    finally:
+        device.close()
+
+
 # ---- throughput and ports --------------------------------------------------------------------
 
 
@@ -433,6 +567,8 @@ def test_flood_of_10000_queries_answered_in_order(dev: Device, model: Model) -> 
         ending = endings[i % 3]
         if not request and chunks and chunks[-1].endswith(b"\r"):
             ending = b"\r"  # an LF right after a CR would only finish that CR's line
+        if request.startswith("q") and ending != b"\n":
+            request = " " + request  # CR-ended, it could repeat a recent answer: an echo
         chunks.append(request.encode() + ending)
     payload = b"".join(chunks)
     dev.serial.write_timeout = 60

@@ -6,7 +6,9 @@
  * no client has the port open, and clients can open and close the port at will.
  * Responses go through an in-memory queue drained with poll(): a client that writes a
  * flood before reading never loses an answer, and we keep reading its input (so it
- * never blocks on a full pty while we block on ours) until the queue is very large. */
+ * never blocks on a full pty while we block on ours) until the queue is very large.
+ * The pty stays raw: a client that turns echo on gets it turned off before our next
+ * write (keep_raw), so no answer comes back to us as a request more than once. */
 #define _DEFAULT_SOURCE 1
 #define _DARWIN_C_SOURCE 1
 #define _XOPEN_SOURCE 700
@@ -78,10 +80,31 @@ static void outq_write(void *ctx, const uint8_t *bytes, size_t n) {
   q->tail += n;
 }
 
+/* Puts the pty back into raw mode (no echo, no CR/LF translation) if a client changed it
+ * (`stty -F PORT sane`): with echo on, the pty would return every answer to the device
+ * as a request. Checked right before each write, so at most one write is echoed (and the
+ * core drops that echo). The client's speed, VMIN and VTIME are left as they are. */
+static void keep_raw(int slave) {
+  struct termios now;
+  struct termios raw;
+  const tcflag_t cmask = CSIZE | PARENB;
+  if (tcgetattr(slave, &now) != 0) return;
+  raw = now;
+  cfmakeraw(&raw);
+  if (now.c_iflag != raw.c_iflag || now.c_oflag != raw.c_oflag || now.c_lflag != raw.c_lflag ||
+      (now.c_cflag & cmask) != (raw.c_cflag & cmask)) {
+    raw.c_cc[VMIN] = now.c_cc[VMIN];
+    raw.c_cc[VTIME] = now.c_cc[VTIME];
+    if (tcsetattr(slave, TCSANOW, &raw) != 0) perror("tinyml_device: tcsetattr");
+  }
+}
+
 /* Sends what the pty accepts now. 0 normally, -1 on a fatal write error. */
-static int outq_flush(outq_t *q, int fd) {
+static int outq_flush(outq_t *q, int fd, int slave) {
   while (outq_pending(q) > 0) {
-    ssize_t w = write(fd, q->data + q->head, outq_pending(q));
+    ssize_t w;
+    keep_raw(slave);
+    w = write(fd, q->data + q->head, outq_pending(q));
     if (w > 0) {
       q->head += (size_t)w;
       continue;
@@ -192,12 +215,12 @@ static int install_signals(int wake_pipe[2]) {
   return 0;
 }
 
-static int serve(int master, int wake_fd, app_t *app, outq_t *q) {
+static int serve(int master, int slave, int wake_fd, app_t *app, outq_t *q) {
   static uint8_t buf[READ_CHUNK];
   while (!g_stop) {
     struct pollfd fds[2];
     int rc;
-    if (outq_flush(q, master) != 0) return -1;
+    if (outq_flush(q, master, slave) != 0) return -1;
 
     fds[0].fd = master;
     fds[0].events = (short)((outq_pending(q) < OUTQ_HIGH_WATER ? POLLIN : 0) |
@@ -264,7 +287,7 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  rc = serve(master, wake_pipe[0], &app, &q);
+  rc = serve(master, slave, wake_pipe[0], &app, &q);
 
   close(slave);
   close(master);
