@@ -50,7 +50,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--per-channel", action="store_true",
                    help="quantize Dense weights per output channel (refused for --engine tflm: the Nano's TFLM reads one scale)")
     p.add_argument("--tolerance-lsb", type=float, metavar="STEPS",
-                   help="largest float-vs-int8 error allowed inside the calibrated range, in output quantization steps (default 4)")
+                   help="largest float-vs-int8 error allowed inside the calibrated range, in output quantization steps "
+                        "(default 4 + 12 per hidden layer: 4 for one neuron, 28 for --hidden 16,16; the worst measured "
+                        "for each depth, with margin)")
     p.add_argument("--out", type=Path, default=MODEL_DIR, help="folder for the firmware model sources (default firmware/model)")
     p.add_argument("--report-dir", type=Path, default=ROOT / "build" / "report",
                    help="folder of its own for report.json, report.md, fit.png, loss.png, replaced as a whole on each "
@@ -151,20 +153,21 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
         quantize.require_per_tensor(tfl)
     lap("quantize")
 
-    tolerance = args.tolerance_lsb or check.DEFAULT_TOLERANCE_LSB
+    tolerance = args.tolerance_lsb or check.default_tolerance_lsb(hidden)
     result = check.run(trained.model, tflite, tfl, dataset, input_range, tolerance)
     lap("check")
 
     arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
     facts = emit.facts(tfl, name, input_range, arena, tolerance)
-    sweep = {"codes": result.sweep_codes.tolist(), "float": [[round(float(v), 6) for v in row] for row in result.sweep_float]}
-    sources = emit.sources(tflite, tfl, facts, sweep)
+    sources = emit.sources(tflite, tfl, facts, result.sweep_meta(), result.probes.tolist())
     lap("emit")
     say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
         f"zp {facts.output_zero_point}, calibrated [{input_range[0]:g}, {input_range[1]:g}], {len(tflite)} bytes, "
         f"arena {facts.arena} B")
     for line in result.lines():
         say(line)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
     r = report.assemble(facts=facts, dataset=dataset, config=config, trained=trained, explanation=explanation,
                         result=result, engine=args.engine, hidden=hidden, activation=args.activation,

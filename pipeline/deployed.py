@@ -57,11 +57,29 @@ class DeployedModel:
     def output_scale(self) -> float:
         return float(self.meta["output"]["scale"])
 
+    def input_values(self, codes: np.ndarray) -> np.ndarray:
+        """int8 input codes -> the float inputs they stand for."""
+        q = self.meta["input"]
+        return quant.dequantize(codes, q["scale"], q["zero_point"])
+
+    def inside(self, x: np.ndarray) -> np.ndarray:
+        """Rows of float inputs inside the calibrated range, compared in float32 as the firmware does."""
+        lo, hi = (np.float32(v) for v in self.input_range)
+        x32 = np.asarray(x, dtype=np.float32).reshape(-1, self.inputs)
+        return np.all((x32 >= lo) & (x32 <= hi), axis=1)
+
+    @property
+    def probes(self) -> np.ndarray:
+        """The float inputs the build printed for this model, [n, inputs]."""
+        return np.asarray(self.meta.get("probes", []), dtype=np.float64).reshape(-1, self.inputs)
+
     @property
     def sweep(self) -> tuple[np.ndarray, np.ndarray]:
-        """The check sweep: int8 input codes [n, inputs] and Keras float outputs [n, outputs]."""
+        """The check sweep: int8 input codes [n, inputs] and Keras float outputs [n, outputs].
+        Codes "all" stand for every code -128..127 of a one-input model, in order."""
         s = self.meta["sweep"]
-        return (np.asarray(s["codes"], dtype=np.int8).reshape(-1, self.inputs),
+        codes = np.arange(-128, 128) if s["codes"] == "all" else s["codes"]
+        return (np.asarray(codes, dtype=np.int8).reshape(-1, self.inputs),
                 np.asarray(s["float"], dtype=np.float32).reshape(-1, self.outputs))
 
 

@@ -129,19 +129,31 @@ const unsigned int g_model_len = {len(tflite)};
 """
 
 
-def model_json(f: ModelFacts, sweep: dict[str, Any]) -> str:
+def _json(value: Any, level: int = 0) -> str:
+    """Indented where it helps a reader, one line per list: the 256-row sweep stays two lines."""
+    if isinstance(value, dict) and (level == 0 or any(isinstance(v, (dict, list)) for v in value.values())):
+        pad = " " * (level + 1)
+        items = [f"{pad}{json.dumps(k)}: {_json(v, level + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * level + "}"
+    return json.dumps(value)
+
+
+def model_json(f: ModelFacts, sweep: dict[str, Any], probes: list[list[float]] | None = None) -> str:
+    """The model for host tools. `sweep`: the check's input codes ("all": -128..127 of the one
+    input) and Keras float outputs; `probes`: the float inputs the build printed, for verify."""
     meta = {
         "name": f.name, "sha256": f.sha256, "id": f.id, "inputs": f.inputs, "outputs": f.outputs,
         "input": {"scale": f.input_scale, "zero_point": f.input_zero_point},
         "output": {"scale": f.output_scale, "zero_point": f.output_zero_point},
         "input_range": list(f.input_range), "ops": list(f.ops), "per_channel": f.per_channel,
         "arena_bytes": f.arena, "arena_measured_bytes": f.arena_measured,
-        "tolerance": {"max_lsb": f.tolerance_lsb}, "sweep": sweep,
+        "tolerance": {"max_lsb": f.tolerance_lsb}, "probes": probes or [], "sweep": sweep,
     }
-    return json.dumps(meta, indent=1) + "\n"
+    return _json(meta) + "\n"
 
 
-def sources(tflite: bytes, tfl: TfliteModel, f: ModelFacts, sweep: dict[str, Any]) -> dict[str, bytes]:
+def sources(tflite: bytes, tfl: TfliteModel, f: ModelFacts, sweep: dict[str, Any],
+            probes: list[list[float]] | None = None) -> dict[str, bytes]:
     """Every file of firmware/model/, by name. Raises UnsupportedModelError when AOT cannot compute the model."""
     layers = reference.lower(tfl)
     files = {
@@ -150,7 +162,7 @@ def sources(tflite: bytes, tfl: TfliteModel, f: ModelFacts, sweep: dict[str, Any
         "model_info.h": model_info_h(f),
         "model_aot.h": MODEL_AOT_H,
         "model_aot.c": aot.source(layers, note=f" Model: {f.name}, SHA-256 {f.sha256}."),
-        "model.json": model_json(f, sweep),
+        "model.json": model_json(f, sweep, probes),
     }
     out = {name: text.encode() for name, text in files.items()}
     out["model.tflite"] = tflite

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline import connect, data, deployed, metrics, oracle
+from pipeline import connect, deployed, metrics, oracle
 from pipeline.deployed import DeployedModel
 from pipeline.serial_client import Device, Identity
 
@@ -40,6 +40,8 @@ class VerifyResult:
     oracle_vs_float: dict[str, float]
     checks: list[Check] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    judged: int = 0
+    """Sweep rows inside the calibrated range: the float figures and the tolerance are over these."""
 
     @property
     def passed(self) -> int:
@@ -55,17 +57,21 @@ class VerifyResult:
 
 
 def float_queries(model: DeployedModel) -> np.ndarray:
-    """Inputs a person would type: the training xs and the lesson's 10 (one input), or the
-    range's ends and middle (several), plus one input past the range to see `clipped`."""
+    """Inputs a person would type: the build's probes (model.json), plus the calibrated range's
+    ends and one input past it, to see `clipped` appear exactly where the range ends."""
     lo, hi = model.input_range
     beyond = hi + max(1.0, (hi - lo) / 4)
     if model.inputs == 1:
-        xs = [*data.SEED_XS, data.LESSON_X, lo, hi, beyond]
+        xs = [*model.probes[:, 0].tolist(), lo, hi, beyond]
         return np.array(sorted(set(xs)), dtype=np.float64).reshape(-1, 1)
-    rows = [np.full(model.inputs, v) for v in (lo, (lo + hi) / 2, hi)]
+    rows = [*model.probes, *(np.full(model.inputs, v) for v in (lo, hi))]
     over = np.full(model.inputs, (lo + hi) / 2)
     over[0] = beyond
-    return np.array([*rows, over], dtype=np.float64)
+    unique: list[list[float]] = []
+    for row in [*rows, over]:
+        if list(row) not in unique:
+            unique.append(list(row))
+    return np.array(unique, dtype=np.float64)
 
 
 def _printed_equal(printed: float, exact: float) -> bool:
@@ -106,8 +112,7 @@ def _float_query_check(device: Device, model: DeployedModel, x: np.ndarray) -> C
     codes = model.quantize(x.astype(np.float32))
     q_out = np.array(device.predict_codes([int(c) for c in codes]), dtype=np.int8)
     exact = model.dequantize(q_out).astype(np.float64)
-    lo, hi = model.input_range
-    should_clip = bool(np.any((x < lo) | (x > hi)))
+    should_clip = not bool(model.inside(x)[0])
     same = len(answer.values) == len(exact) and all(map(_printed_equal, answer.values, exact))
     ok = same and answer.clipped == should_clip
     shown = " ".join(f"{v:.4f}" for v in exact)
@@ -129,21 +134,24 @@ def verify(device: Device, model: DeployedModel, allow_stale: bool = False) -> V
     mismatches = int(np.count_nonzero(np.any(got != want, axis=1)))
     checks.append(Check(f"int8 vs {oracle_name}", mismatches == 0,
                         f"{mismatches} of {len(codes)} rows differ"))
-    device_vs_float = metrics.compare(expected_float, model.dequantize(got), model.output_scale)
-    oracle_vs_float = metrics.compare(expected_float, model.dequantize(want), model.output_scale)
+    inside = model.inside(model.input_values(codes))
+    device_vs_float = metrics.compare(expected_float[inside], model.dequantize(got[inside]), model.output_scale)
+    oracle_vs_float = metrics.compare(expected_float[inside], model.dequantize(want[inside]), model.output_scale)
     tolerance = float(model.meta["tolerance"]["max_lsb"])
     checks.append(Check("float tolerance", device_vs_float["max_lsb"] <= tolerance,
-                        f"max {device_vs_float['max_lsb']:.2f} LSB, tolerance {tolerance:g} LSB"))
+                        f"max {device_vs_float['max_lsb']:.2f} LSB over the {int(inside.sum())} rows inside the "
+                        f"calibrated range, tolerance {tolerance:g} LSB"))
     checks.extend(_float_query_check(device, model, x) for x in float_queries(model))
     return VerifyResult(identity, oracle_name, len(codes), mismatches, device_vs_float,
-                        oracle_vs_float, checks, warnings)
+                        oracle_vs_float, checks, warnings, int(inside.sum()))
 
 
 def report(result: VerifyResult, port: str) -> str:
     """The table a person reads; the last line is exactly `N passed, N failed`."""
     i = result.identity
     lines = [f"device   {port}: model {i.model}, engine {i.engine}, arena {i.arena} B",
-             f"sweep    {result.rows} rows, int8 oracle: {result.oracle}", ""]
+             f"sweep    {result.rows} rows, int8 oracle: {result.oracle}; vs float: the {result.judged} rows "
+             "inside the calibrated range", ""]
     lines.append(f"{'':18}{'MAE':>10}{'RMSE':>10}{'max abs':>10}{'max LSB':>9}{'L2 rel':>10}{'cosine':>11}")
     for name, m in (("device vs float", result.device_vs_float), (f"{result.oracle} vs float", result.oracle_vs_float)):
         lines.append(f"{name:18}{m['mae']:10.4g}{m['rmse']:10.4g}{m['max_abs']:10.4g}"
@@ -161,9 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipeline.verify",
         description="Check the device against Python: its int8 answers to model.json's sweep must "
                     "equal the oracle's bit for bit (TFLM's runtime on model.tflite; the integer "
-                    "reference where the tflite-micro wheel is missing), their values must lie "
-                    "within model.json's tolerance of the Keras float model, and float queries "
-                    "typed as a person would must equal the q answers to the printed precision. "
+                    "reference where the tflite-micro wheel is missing), their values inside the "
+                    "calibrated range must lie within model.json's tolerance of the Keras float model, "
+                    "and float queries typed as a person would (model.json's probes, the range's ends "
+                    "and one input past it) must equal the q answers to the printed precision. "
                     "Prints a metrics table and ends with 'N passed, N failed'.",
         epilog="Exit status: 0 when every check passes, 1 when one fails or on any error "
                "(one line on stderr), 2 on bad usage.")

@@ -89,7 +89,20 @@ def test_model_json_agrees_with_flatbuffer(default_build):
     assert m.meta["input"] == {"scale": float(parsed.input.scales[0]), "zero_point": int(parsed.input.zero_points[0])}
     codes, floats = m.sweep
     assert codes.shape == (256, 1) and floats.shape == (256, 1)
+    assert codes[:, 0].tolist() == list(range(-128, 128))
     assert m.input_range == (-1.0, 12.0) and m.meta["ops"] == ["FULLY_CONNECTED"]
+    assert m.probes[:, 0].tolist() == [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 10.0]
+    assert m.meta["tolerance"] == {"max_lsb": 4.0}
+
+
+def test_model_json_is_compact(default_build):
+    """The one-input sweep is derived, not listed, and each list is one line: a page, not 1,300 lines."""
+    out, _ = default_build
+    text = (out / "model.json").read_text()
+    meta = json.loads(text)
+    assert meta["sweep"]["codes"] == "all" and len(meta["sweep"]["float"]) == 256
+    assert len(text.splitlines()) < 30
+    assert '"probes": [[-1.0], [0.0], [1.0], [2.0], [3.0], [4.0], [10.0]]' in text
 
 
 def test_build_is_deterministic(default_build, tmp_path):
@@ -168,7 +181,7 @@ def test_tolerance_failure_exits_1_and_leaves_files(tmp_path, capsys):
     before = digest(out)
     status, _, rep = run_build(tmp_path, "--tolerance-lsb", "0.01")
     err = capsys.readouterr().err
-    assert status == 1 and "output steps" in err and "--tolerance-lsb" in err
+    assert status == 1 and "output steps" in err and "--tolerance-lsb" in err and "at x = " in err
     assert digest(out) == before and not rep.exists()
 
 
@@ -186,3 +199,126 @@ def test_unwritable_output_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and "cannot write output" in err and str(blocker) in err
     assert blocker.read_text() == "not a folder"
+
+
+# -- the check judges the calibrated range; the default tolerance scales with depth ------------
+
+def write_csv(path: Path, xs, ys) -> Path:
+    path.write_text("x,y\n" + "".join(f"{x:.6g},{y:.6g}\n" for x, y in zip(xs, ys)))
+    return path
+
+
+def noisy_sine(path: Path) -> Path:
+    """The README's example data: 1000 points of sin(x) on [0, 2 pi] with noise 0.1, seeded."""
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0, 2 * np.pi, 1000)
+    return write_csv(path, xs, np.sin(xs) + rng.normal(0, 0.1, 1000))
+
+
+def test_data_that_excludes_zero_builds(tmp_path, capsys):
+    """x on [1, 3]: the int8 grid reaches down to 0, where the int8 output saturates; those codes
+    are no inputs of the model, so they must not fail it (they did, at 28 steps)."""
+    path = write_csv(tmp_path / "three.csv", [1, 2, 3], [1, 3, 5])
+    status, out, rep = run_build(tmp_path, "--data", str(path))
+    assert status == 0, capsys.readouterr().err
+    c = json.loads((rep / "report.json").read_text())["check"]
+    assert c["errors"]["max_lsb"] <= c["tolerance_lsb"] == 4.0
+    assert c["sweep_errors"]["max_lsb"] > 20 and c["sweep_count"] == 256  # all codes, outside the data too
+
+
+def test_perfect_fit_away_from_zero_builds(tmp_path, capsys):
+    """y = 0.5x - 3 on x = 10..20, fitted exactly: the grid's codes below 10 once cost 109 steps."""
+    path = write_csv(tmp_path / "line.csv", range(10, 21), [0.5 * x - 3 for x in range(10, 21)])
+    status, _, rep = run_build(tmp_path, "--data", str(path), "--optimizer", "adam", "--lr", "0.05", "--epochs", "2000")
+    assert status == 0, capsys.readouterr().err
+    r = json.loads((rep / "report.json").read_text())
+    assert r["learned"]["equation"][0] == "y = 0.5000x - 3.0000"
+    assert r["check"]["errors"]["max_lsb"] <= 1.5
+
+
+def test_too_far_names_the_worst_x(default_build, tmp_path, capsys):
+    """The message names the x where int8 is farthest, with both answers there; they are the model's."""
+    out, rep = default_build
+    status, _, _ = run_build(tmp_path, "--tolerance-lsb", "0.5")
+    err = capsys.readouterr().err
+    assert status == 1
+    found = re.search(r"is (\S+) output steps \((\S+)\) from the float model at x = (\S+) \(float (\S+), int8 (\S+)\), "
+                      r"inside the calibrated range \[-1, 12\]", err)
+    assert found, err
+    steps, x, f, q = float(found[1]), float(found[3]), float(found[4]), float(found[5])
+    r = json.loads((rep / "report.json").read_text())
+    assert steps == round(r["check"]["errors"]["max_lsb"], 2) and -1 <= x <= 12
+    w, b = r["learned"]["layers"][0]["weights"][0][0], r["learned"]["layers"][0]["biases"][0]
+    assert f == pytest.approx(w * x + b, abs=1e-3)
+    m = deployed.load(out)
+    int8 = m.dequantize(reference.run(tflite_model.read(m.tflite), m.quantize(np.array([[x]]))))[0, 0]
+    assert q == pytest.approx(float(int8), abs=1e-4)
+    assert abs(q - f) / m.output_scale == pytest.approx(steps, abs=0.02)
+
+
+def test_default_tolerance_scales_with_depth():
+    from pipeline import check
+    assert check.default_tolerance_lsb(()) == 4.0
+    assert check.default_tolerance_lsb((2,)) == 16.0
+    assert check.default_tolerance_lsb((16, 16)) == 28.0
+    assert check.default_tolerance_lsb((64, 64)) == 28.0  # width: no measured effect
+    assert check.default_tolerance_lsb((8, 8, 8)) == 40.0
+
+
+def readme_build_commands() -> list[list[str]]:
+    """Every `python -m pipeline.build ...` line of the README's build examples."""
+    import shlex
+    text = (deployed.ROOT / "README.md").read_text()
+    lines = [line.split("#")[0].split() for line in text.splitlines() if line.startswith("python -m pipeline.build")]
+    return [shlex.split(" ".join(words[3:])) for words in lines if "--help" not in words]
+
+
+@pytest.mark.parametrize("args", readme_build_commands(), ids=" ".join)
+def test_every_readme_example_builds_with_the_defaults(args, tmp_path, capsys):
+    args = [str(noisy_sine(tmp_path / "mine.csv")) if a == "mine.csv" else a for a in args]
+    status, out, _ = run_build(tmp_path, *args)
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "warning" not in err
+    if "--data" in args:
+        assert deployed.load(out).meta["tolerance"]["max_lsb"] == 28.0
+
+
+def test_a_model_that_underfits_warns_and_builds(tmp_path, capsys):
+    """One neuron on a sine: int8 matches float, but float itself misses the data."""
+    status, _, rep = run_build(tmp_path, "--data", str(noisy_sine(tmp_path / "sine.csv")))
+    err = capsys.readouterr().err
+    assert status == 0
+    warning, = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert "variance unexplained" in warning and "1 - R^2 = 0.4" in warning
+    assert json.loads((rep / "report.json").read_text())["check"]["warnings"] == [warning[len("warning: "):]]
+
+
+# -- probes: the inputs the build prints and verify types belong to the model --------------
+
+def test_a_csv_probes_its_own_data(tmp_path, capsys):
+    path = write_csv(tmp_path / "line.csv", [1, 2, 3, 4, 5, 6, 7, 8, 9], [2 * x for x in range(1, 10)])
+    out, rep = tmp_path / "m", tmp_path / "r"
+    assert build.main(["--no-footprint", "--data", str(path), "--out", str(out), "--report-dir", str(rep)]) == 0
+    text = capsys.readouterr().out
+    probes = [1.0, 3.0, 5.0, 7.0, 9.0, 11.0]  # min, quartiles, max of the data; 9 + (9 - 1) / 4 beyond
+    assert deployed.load(out).probes[:, 0].tolist() == probes
+    printed = re.findall(r"^x = (\S+): float \S+, int8 \S+( \(clipped\))?$", text, re.M)
+    assert printed == [(f"{p:g}", " (clipped)" if p > 9 else "") for p in probes]
+    r = json.loads((rep / "report.json").read_text())
+    assert [p["x"] for p in r["check"]["points"]] == [[p] for p in probes] and r["lesson"] is None
+
+
+def test_verify_types_the_models_probes(tmp_path):
+    from pipeline import verify
+    status, out, _ = run_build(tmp_path, "--data", str(write_csv(tmp_path / "d.csv", [1, 2, 3], [1, 3, 5])))
+    assert status == 0
+    queries = verify.float_queries(deployed.load(out))[:, 0].tolist()
+    assert queries == [1.0, 2.0, 3.0, 3.5, 4.0]  # probes 1, 2, 3, 3.5; range ends 1, 3; 3 + 1 past the top
+
+
+def test_verify_does_not_depend_on_the_model_side():
+    import subprocess
+    import sys
+    code = "import sys, pipeline.verify; sys.exit('pipeline.data' in sys.modules or 'tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=deployed.ROOT).returncode == 0
