@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,22 +16,51 @@ from pipeline.files import OutputError, write_all
 from pipeline.deployed import MODEL_DIR, ROOT
 
 MODELS = {"neuron": (), "two-layer": (2,)}
+MAX_HIDDEN_LAYERS = 8
+SEED_MAX = 2**32 - 1
 
 
 class UsageError(ValueError):
     """Arguments that cannot work together."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors as one line, like every other refusal of the build."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _integer(text: str) -> int:
+    """ASCII digits only: int() would also take '1_0' and non-ASCII digits."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
+
+
+def _number(text: str) -> float:
+    """The CSV's plain decimal syntax: float() would also take 'nan', 'inf' and '1_0'."""
+    if not re.fullmatch(data_stage.NUMBER, text.strip(" ")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite decimal number")
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is beyond a 64-bit float")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m pipeline.build",
         description="Train a small Keras model on (x, y) data, convert it to a full-integer int8 TFLite model, "
                     "check that the int8 arithmetic matches Python, and emit firmware sources and a report.",
         epilog="CSV format: one row per example, numbers separated by commas; the last --outputs column(s) are the "
                "targets, the columns before them the inputs; an optional first row of column names; blank lines and "
-               "lines starting with # are skipped. Exit status: 0 built, 1 the model failed a check, 2 bad data or arguments.")
+               "lines starting with # are skipped. A number is plain decimal: optional sign, ASCII digits, optional "
+               "fraction, optional exponent (-1.5, .5, 2e-3); nothing else (no 1_000, inf, nan or non-ASCII digits). "
+               "Exit status: 0 built, 1 the model failed a check, 2 bad data or arguments.")
     p.add_argument("--data", type=Path, metavar="FILE.csv", help="training data (default: the seed lesson's xs -1..4, y = 2x - 1)")
-    p.add_argument("--outputs", type=int, default=1, metavar="N", help="number of output columns at the end of each CSV row (default 1)")
+    p.add_argument("--outputs", type=_integer, default=1, metavar="N", help="number of output columns at the end of each CSV row (default 1)")
     p.add_argument("--model", choices=sorted(MODELS), default="neuron",
                    help="neuron: one Dense(1) (default); two-layer: Dense(2) -> Dense(1), as in the lesson")
     p.add_argument("--hidden", metavar="N,N,...", help="hidden Dense layer sizes, e.g. 16,16 (replaces --model)")
@@ -38,18 +69,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--trainer", choices=("fit", "tape"), default="fit",
                    help="fit: the lesson's Keras setup as compiled steps (default); tape: the lesson's hand-written "
                         "GradientTape loop for the single neuron (w = b = 10, MSE, lr 0.09, 50 steps)")
-    p.add_argument("--epochs", type=int, help="full-batch training steps (default 500; 50 with --trainer tape)")
-    p.add_argument("--lr", type=float, help="learning rate (default 0.01; 0.09 with --trainer tape)")
+    p.add_argument("--epochs", type=_integer, help="training steps, 1..100000 (default 500; 50 with --trainer tape); each "
+                   f"takes the whole data up to {data_stage.BATCH_ROWS} rows, and the next {data_stage.BATCH_ROWS} rows of a seeded shuffle "
+                   "beyond (so time and memory per step do not grow with the data)")
+    p.add_argument("--lr", type=_number, help="learning rate (default 0.01; 0.09 with --trainer tape)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd, as in the lesson")
-    p.add_argument("--seed", type=int, default=0, help="random seed: same arguments, same weights and bytes (default 0)")
-    p.add_argument("--input-range", type=float, nargs=2, metavar=("LO", "HI"),
+    p.add_argument("--seed", type=_integer, default=0,
+                   help=f"random seed 0..{SEED_MAX}: same arguments, same weights and bytes (default 0)")
+    p.add_argument("--input-range", type=_number, nargs=2, metavar=("LO", "HI"),
                    help="input range the int8 model is calibrated for; inputs outside it saturate (default: -1 12 for "
                         "the seed data, so the lesson's x = 10 is covered; the data's min and max for a CSV)")
     p.add_argument("--engine", choices=("tflm", "aot"), default="tflm",
                    help="engine the firmware will run (default tflm: Dense weights must then be per-tensor)")
     p.add_argument("--per-channel", action="store_true",
                    help="quantize Dense weights per output channel (refused for --engine tflm: the Nano's TFLM reads one scale)")
-    p.add_argument("--tolerance-lsb", type=float, metavar="STEPS",
+    p.add_argument("--tolerance-lsb", type=_number, metavar="STEPS",
                    help="largest float-vs-int8 error allowed inside the calibrated range, in output quantization steps "
                         "(default 4 + 12 per hidden layer: 4 for one neuron, 28 for --hidden 16,16; the worst measured "
                         "for each depth, with margin)")
@@ -67,41 +101,61 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _hidden(args: argparse.Namespace) -> tuple[tuple[int, ...], str]:
     if args.hidden is None:
         return MODELS[args.model], args.model
-    try:
-        sizes = tuple(int(s) for s in args.hidden.split(","))
-    except ValueError:
-        raise UsageError(f"--hidden {args.hidden!r}: expected sizes like 16,16") from None
-    if not sizes or any(s < 1 or s > 256 for s in sizes):
+    if not re.fullmatch(r"[0-9]+(,[0-9]+)*", args.hidden):
+        raise UsageError(f"--hidden {args.hidden!r}: expected sizes like 16,16")
+    sizes = tuple(int(s) for s in args.hidden.split(","))
+    if any(s < 1 or s > 256 for s in sizes):
         raise UsageError(f"--hidden {args.hidden!r}: each size must be 1..256")
+    if len(sizes) > MAX_HIDDEN_LAYERS:
+        raise UsageError(f"--hidden {args.hidden!r}: at most {MAX_HIDDEN_LAYERS} hidden layers")
     return sizes, f"mlp-{'x'.join(map(str, sizes))}-{args.activation}"
 
 
 def _input_range(args: argparse.Namespace, dataset: data_stage.Dataset) -> tuple[float, float]:
-    lo, hi = args.input_range if args.input_range else dataset.default_range
-    if not (lo < hi) or not all(map(lambda v: abs(v) < 1e30, (lo, hi))):
-        raise UsageError(f"--input-range {lo:g} {hi:g}: need finite LO < HI")
+    """The calibrated range: given and checked against the data, or the data's own when it can be one."""
+    if not args.input_range:
+        problem = data_stage.range_problem(dataset)
+        if problem:
+            raise data_stage.DataError(problem)
+        return dataset.default_range
+    lo, hi = args.input_range
     outside = (dataset.x < lo) | (dataset.x > hi)
     if outside.any():
         row = int(outside.any(axis=1).argmax())
-        raise UsageError(f"--input-range {lo:g} {hi:g} does not contain the data: row {row + 1} has input "
+        raise UsageError(f"--input-range {lo:g} {hi:g} does not contain the data: {dataset.where(row)} has input "
                          f"{dataset.x[row].tolist()}")
     return float(lo), float(hi)
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.outputs < 1:
-        raise UsageError("--outputs must be at least 1")
+    """Every argument on its own and against the others, before the seconds of importing TensorFlow."""
+    if not 1 <= args.outputs <= 256:
+        raise UsageError("--outputs must be 1..256")
+    if args.outputs != 1 and not args.data:
+        raise UsageError(f"--outputs {args.outputs} needs --data: the seed lesson's data has 1 output")
+    if not 0 <= args.seed <= SEED_MAX:
+        raise UsageError(f"--seed {args.seed}: must be 0..{SEED_MAX} (NumPy's seed range, which Keras uses)")
     if args.epochs is not None and not 1 <= args.epochs <= 100000:
         raise UsageError("--epochs must be 1..100000")
     if args.lr is not None and not 0 < args.lr < 100:
         raise UsageError("--lr must be > 0 and < 100")
-    if args.tolerance_lsb is not None and not args.tolerance_lsb > 0:
-        raise UsageError("--tolerance-lsb must be > 0")
+    if args.tolerance_lsb is not None and not 0 < args.tolerance_lsb <= 1e6:
+        raise UsageError("--tolerance-lsb must be > 0 (and at most 1e6 steps)")
+    if args.input_range:
+        lo, hi = args.input_range
+        if not lo < hi or not max(abs(lo), abs(hi)) < data_stage.INPUT_LIMIT:
+            raise UsageError(f"--input-range {lo:g} {hi:g}: need LO < HI, both within ±{data_stage.INPUT_LIMIT:g}")
     if args.per_channel and args.engine == "tflm":
         raise UsageError("--per-channel is refused for --engine tflm: the Nano's TFLM library reads only the first "
                          "scale of FULLY_CONNECTED weights and would answer wrong without an error; use --engine aot")
     if args.trainer == "tape" and (args.hidden or args.model != "neuron"):
         raise UsageError("--trainer tape trains the lesson's single neuron only (no --hidden, --model neuron)")
+    if args.trainer == "tape" and args.optimizer != "sgd":
+        raise UsageError("--trainer tape is the lesson's plain gradient step: no --optimizer")
+    hidden, _ = _hidden(args)
+    if args.activation != "linear" and not hidden:
+        raise UsageError(f"--activation {args.activation} applies to hidden layers, and the neuron has none "
+                         "(add --hidden or --model two-layer)")
 
 
 def build(args: argparse.Namespace, say=print) -> dict[str, Any]:

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import csv
-import math
+import io
+import os
+import re
+import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +17,14 @@ LESSON_X = 10.0
 """The lesson's question, outside its training xs."""
 SEED_RANGE = (-1.0, 12.0)
 """The range to calibrate for the lesson's question."""
+
+NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+"""A CSV cell's syntax: sign, digits, fraction, exponent. Not Python's float(), which also takes
+'1_0', 'inf', 'nan' and non-ASCII digits."""
+_CELL = re.compile(rf"[ \t]*({NUMBER})[ \t]*")
+BATCH_ROWS = 4096
+"""Rows per training step: the whole data up to this many (the lesson's full batch), a mini-batch beyond."""
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class DataError(ValueError):
@@ -26,6 +38,8 @@ class Dataset:
     source: str
     names: tuple[str, ...]
     default_range: tuple[float, float]
+    lines: np.ndarray | None = None
+    """Each row's line in the file (1-based), for messages about a row; None for the seed."""
 
     @property
     def inputs(self) -> int:
@@ -35,6 +49,12 @@ class Dataset:
     def outputs(self) -> int:
         return int(self.y.shape[1])
 
+    def where(self, row: int) -> str:
+        """'file:line' of a row, or the row's number for data without a file."""
+        if self.lines is None:
+            return f"{self.source}: row {row + 1}"
+        return f"{self.source}:{int(self.lines[row])}"
+
 
 def seed() -> Dataset:
     """The lesson's six points on y = 2x - 1."""
@@ -42,62 +62,196 @@ def seed() -> Dataset:
     return Dataset(xs, 2 * xs - 1, "seed lesson (y = 2x - 1)", ("x", "y"), SEED_RANGE)
 
 
-def _number(cell: str) -> float | None:
+def _open(path: Path, where: str):
+    """A regular file or a one-line refusal: /dev/zero never ends and a FIFO would block the open."""
     try:
-        return float(cell)
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{where}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{where}: cannot read: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(f"{where}: is a directory, not a CSV file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(f"{where}: not a regular file (a device, FIFO or socket); give a CSV file")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise DataError(f"{where}: cannot read: {exc.strerror}") from None
+
+
+def _bad_cells(where: str, line_no: int, cells: list[str], width: int | None) -> DataError:
+    """The first problem of a line that failed the whole-line match."""
+    if width is not None and len(cells) != width:
+        return DataError(f"{where}:{line_no}: {len(cells)} column(s), expected {width} like the first row")
+    for column, cell in enumerate(cells, start=1):
+        if _CELL.fullmatch(cell) is None:
+            text = cell.strip(" \t")
+            if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+                return DataError(f"{where}:{line_no}: column {column}: {text!r} is not a finite number")
+            return DataError(f"{where}:{line_no}: column {column}: {text!r} is not a number "
+                             "(plain decimal: sign, digits, fraction, exponent, as in -1.5e-3)")
+    return DataError(f"{where}:{line_no}: unreadable row")
+
+
+def _decode(raw: bytes, where: str, line_no: int) -> str:
+    try:
+        return raw.decode("utf-8-sig" if line_no == 1 else "utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where}:{line_no}: not a UTF-8 text file (byte {exc.start + 1} of the line)") from None
+
+
+def _skipped(line: str) -> bool:
+    """Blank lines, lines of empty cells and # comments."""
+    stripped = line.strip()
+    return not stripped.strip(",") or stripped.startswith("#")
+
+
+def _row_pattern(width: int) -> re.Pattern[str]:
+    cell = rf"[ \t]*{NUMBER}[ \t]*"
+    return re.compile(rf"{cell}(?:,{cell}){{{width - 1}}}")
+
+
+_PLAIN_BYTES = b"0123456789+-.eE, \t\r\n"
+_CHUNK_BYTES = 1 << 20
+
+
+def _fast_chunk(chunk: bytes, width: int) -> np.ndarray | None:
+    """A block of whole lines parsed by numpy, or None when the block needs the line-by-line path.
+
+    With only these bytes, numpy's parser accepts exactly the plain decimal syntax; a block with
+    anything else (comments, blank lines, a bad cell, a ragged row) is read line by line instead."""
+    if chunk.translate(None, _PLAIN_BYTES):
+        return None
+    lines = chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = np.loadtxt(io.BytesIO(chunk), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
     except ValueError:
         return None
+    return table if table.shape == (lines, width) else None
+
+
+class _Rows:
+    """float32 blocks and their line numbers, checked against float32's range block by block."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.tables: list[np.ndarray] = []
+        self.lines: list[np.ndarray] = []
+
+    def add(self, table: np.ndarray, lines: np.ndarray) -> None:
+        if not len(table):
+            return
+        big = ~(np.abs(table) <= _FLOAT32_MAX)
+        if big.any():
+            row, column = np.argwhere(big)[0]
+            raise DataError(f"{self.where}:{lines[row]}: column {column + 1}: {table[row, column]:g} does not fit "
+                            "a 32-bit float")
+        self.tables.append(table.astype(np.float32))
+        self.lines.append(lines.astype(np.int32 if lines[-1] < 2**31 else np.int64))
+
+    def count(self) -> int:
+        return sum(len(t) for t in self.tables)
+
+
+def _slow_chunk(rows: _Rows, chunk: bytes, first_line: int, width: int, pattern: re.Pattern[str]) -> None:
+    values, numbers = [], []
+    for line_no, raw in enumerate(chunk.split(b"\n"), start=first_line):
+        line = _decode(raw, rows.where, line_no)
+        if pattern.fullmatch(line):
+            values.append([float(c) for c in line.split(",")])
+            numbers.append(line_no)
+        elif not _skipped(line):
+            raise _bad_cells(rows.where, line_no, line.split(","), width)
+    rows.add(np.array(values, dtype=np.float64).reshape(-1, width), np.array(numbers, dtype=np.int64))
 
 
 def load_csv(path: Path, outputs: int = 1) -> Dataset:
-    """Reads rows of numbers; the last `outputs` columns are the targets. An optional first row of names."""
+    """Rows of numbers; the last `outputs` columns are the targets. An optional first row of names.
+
+    Streams the file in blocks that numpy parses once their bytes are seen to be plain numbers,
+    into float32: memory stays near the data as float32, not a Python float per cell."""
     where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{where}: is a directory, not a CSV file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{where}: not a UTF-8 text file (byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{where}: cannot read: {exc.strerror}") from None
-    rows: list[tuple[int, list[float]]] = []
+    rows = _Rows(where)
     names: tuple[str, ...] | None = None
     width: int | None = None
-    for line_no, cells in enumerate(csv.reader(text.splitlines()), start=1):
-        cells = [c.strip() for c in cells]
-        if not cells or all(c == "" for c in cells) or cells[0].startswith("#"):
-            continue
-        values = [_number(c) for c in cells]
-        if width is None:
+    with _open(path, where) as stream:
+        line_no = 0
+        for raw in stream:
+            line_no += 1
+            line = _decode(raw, where, line_no)
+            if _skipped(line):
+                continue
+            try:
+                cells = [c.strip() for c in next(csv.reader([line]))]
+            except csv.Error as exc:
+                problem = ("lines end in a bare carriage return; save the file with LF or CRLF line ends"
+                           if "\r" in line else str(exc))
+                raise DataError(f"{where}:{line_no}: {problem}") from None
             width = len(cells)
             if width < outputs + 1:
                 raise DataError(f"{where}:{line_no}: {width} column(s); need at least {outputs + 1} "
                                 f"({outputs} output column(s) last, inputs before them)")
-            if all(v is None for v in values):
+            if any(_CELL.fullmatch(c) for c in cells):
+                _slow_chunk(rows, raw.rstrip(b"\r\n"), line_no, width, _row_pattern(width))
+            else:
                 names = tuple(cells)
-                continue
-        if len(cells) != width:
-            raise DataError(f"{where}:{line_no}: {len(cells)} column(s), expected {width} like the first row")
-        for column, (cell, value) in enumerate(zip(cells, values), start=1):
-            if value is None:
-                raise DataError(f"{where}:{line_no}: column {column}: {cell!r} is not a number")
-            if not math.isfinite(value):
-                raise DataError(f"{where}:{line_no}: column {column}: {cell!r} is not a finite number")
-        rows.append((line_no, [float(v) for v in values if v is not None]))
-    if width is None:
-        raise DataError(f"{where}: empty file: no rows")
-    if len(rows) < 2:
-        raise DataError(f"{where}: {len(rows)} data row(s); need at least 2")
-    table = np.array([r for _, r in rows], dtype=np.float64)
-    if np.any(np.abs(table) > np.finfo(np.float32).max):
-        line_no = rows[int(np.argmax(np.any(np.abs(table) > np.finfo(np.float32).max, axis=1)))][0]
-        raise DataError(f"{where}:{line_no}: a value does not fit a 32-bit float")
-    table = table.astype(np.float32)
+            break
+        if width is None:
+            raise DataError(f"{where}: empty file: no rows")
+        pattern = _row_pattern(width)
+        carry = b""
+        while True:
+            block = stream.read(_CHUNK_BYTES)
+            data = carry + block
+            cut = len(data) if not block else data.rfind(b"\n") + 1
+            chunk, carry = data[:cut], data[cut:]
+            if chunk:
+                table = _fast_chunk(chunk, width)
+                first = line_no + 1
+                line_no += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+                if table is not None:
+                    rows.add(table, np.arange(first, first + len(table), dtype=np.int64))
+                else:
+                    _slow_chunk(rows, chunk[:-1] if chunk.endswith(b"\n") else chunk, first, width, pattern)
+            if not block:
+                break
+    count = rows.count()
+    if count < 2:
+        raise DataError(f"{where}: {count} data row(s); need at least 2")
+    table = np.concatenate(rows.tables) if len(rows.tables) > 1 else rows.tables[0]
+    rows.tables.clear()
     x, y = table[:, :-outputs], table[:, -outputs:]
     if names is None:
         inputs = width - outputs
         names = tuple([f"x{i + 1}" if inputs > 1 else "x" for i in range(inputs)] +
                       [f"y{i + 1}" if outputs > 1 else "y" for i in range(outputs)])
-    return Dataset(x, y, where, names, (float(x.min()), float(x.max())))
+    return Dataset(x, y, where, names, (float(x.min()), float(x.max())), np.concatenate(rows.lines))
+
+
+INPUT_LIMIT = 1e30
+"""The calibrated range, given or taken from the data, lies within ±INPUT_LIMIT."""
+
+
+def range_problem(dataset: Dataset) -> str | None:
+    """Why the data's own min..max cannot be the calibrated range, naming the column and the row."""
+    big = np.abs(dataset.x) >= INPUT_LIMIT
+    if big.any():
+        row, column = (int(v) for v in np.argwhere(big)[0])
+        return (f"{dataset.where(row)}: column {column + 1} ({dataset.names[column]}): input "
+                f"{float(dataset.x[row, column]):g} is too large for an int8 input range (|x| < {INPUT_LIMIT:g})")
+    lo, hi = dataset.default_range
+    if not lo < hi:
+        named = ", ".join(f"column {k + 1} ({n})" for k, n in enumerate(dataset.names[:dataset.inputs]))
+        return (f"{dataset.source}: every input is {lo:g} ({named} constant): the int8 input needs a range; "
+                "give --input-range LO HI")
+    return None
+
+
+def sample_rows(rows: int, limit: int) -> np.ndarray:
+    """Indices of at most `limit` rows spread evenly over the data, first and last included."""
+    if rows <= limit:
+        return np.arange(rows)
+    return np.unique(np.linspace(0, rows - 1, limit).round().astype(np.int64))
