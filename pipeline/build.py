@@ -225,7 +225,7 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
 
     r = report.assemble(facts=facts, dataset=dataset, config=config, trained=trained, explanation=explanation,
                         result=result, engine=args.engine, hidden=hidden, activation=args.activation,
-                        tflite_bytes=len(tflite), timings=timings)
+                        tflite_bytes=len(tflite), timings=timings, rows=report.sample(trained.model, tfl, dataset))
     with ThreadPoolExecutor(max_workers=1) as pool:
         on_chip = pool.submit(_footprint, sources) if args.footprint else None
         pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),

@@ -8,6 +8,10 @@ import keras
 
 from pipeline.data import LESSON_X
 
+FULL_PRINT_PARAMETERS = 32
+"""Models up to this many weights and biases print them all (the lesson's neuron has 2, its
+two-layer model 7): a person checks them by hand. Larger ones print a summary per layer."""
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -15,6 +19,16 @@ class Layer:
     activation: str
     weights: np.ndarray  # [in, out], as Keras stores them
     biases: np.ndarray
+
+    @property
+    def parameters(self) -> int:
+        return int(self.weights.size + self.biases.size)
+
+    def summary(self) -> str:
+        """Shape, activation and value ranges: what a glance can take of a larger layer."""
+        return (f"{self.weights.shape[0]} -> {self.units}, {self.activation}: {self.parameters} parameters, weights in "
+                f"[{float(self.weights.min()):.4g}, {float(self.weights.max()):.4g}], biases in "
+                f"[{float(self.biases.min()):.4g}, {float(self.biases.max()):.4g}]")
 
 
 def layers(model: keras.Model) -> list[Layer]:
@@ -93,13 +107,28 @@ class Explanation:
     by_hand: list[str]
     by_hand_error: float | None
 
-    def lines(self) -> list[str]:
-        """What the lesson prints: each layer's weights and biases, the equation, the hand computation."""
-        def show(values: np.ndarray) -> str:
-            return np.array2string(np.asarray(values), precision=6, separator=", ", suppress_small=True)
+    @property
+    def parameters(self) -> int:
+        return sum(layer.parameters for layer in self.layers)
 
-        out = [f"layer {k}: weights {show(layer.weights)}, biases {show(layer.biases)}"
-               for k, layer in enumerate(self.layers, start=1)]
+    @property
+    def full(self) -> bool:
+        """Whether every weight is shown, as the lesson shows them, or a summary per layer."""
+        return self.parameters <= FULL_PRINT_PARAMETERS
+
+    def lines(self) -> list[str]:
+        """What the lesson prints: each layer's weights and biases, the equation, the hand computation.
+        A model larger than the lesson's prints each layer's shape instead (its weights go to report.json)."""
+        def show(values: np.ndarray) -> str:
+            return np.array2string(np.asarray(values), precision=6, separator=", ", suppress_small=True,
+                                   max_line_width=10**6).replace("\n", "")
+
+        if self.full:
+            out = [f"layer {k}: weights {show(layer.weights)}, biases {show(layer.biases)}"
+                   for k, layer in enumerate(self.layers, start=1)]
+        else:
+            out = [f"layer {k}: {layer.summary()}" for k, layer in enumerate(self.layers, start=1)]
+            out.append(f"{self.parameters} parameters (every weight and bias in report.json)")
         out += self.equation or []
         if self.by_hand:
             out += [f"by hand at x = {LESSON_X:g}:", *(f"  {line}" for line in self.by_hand),
@@ -107,9 +136,18 @@ class Explanation:
         return out
 
     def as_dict(self) -> dict:
-        return {"layers": [{"units": layer.units, "activation": layer.activation, "weights": layer.weights.tolist(),
-                            "biases": layer.biases.tolist()} for layer in self.layers],
+        return {"parameters": self.parameters,
+                "layers": [{"units": layer.units, "activation": layer.activation, "weights": _short(layer.weights),
+                            "biases": _short(layer.biases)} for layer in self.layers],
                 "equation": self.equation, "by_hand": self.by_hand, "by_hand_error": self.by_hand_error}
+
+
+def _short(values: np.ndarray) -> list:
+    """float32 weights as their shortest decimals, the same float32 when read back."""
+    array = np.asarray(values, dtype=np.float32)
+    if array.ndim > 1:
+        return [_short(row) for row in array]
+    return [float(str(v)) for v in array]
 
 
 def explain(model: keras.Model, names: tuple[str, ...], inputs: int) -> Explanation:

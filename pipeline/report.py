@@ -8,6 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import quant, reference
+from pipeline.data import Dataset, sample_rows
+from pipeline.explain import FULL_PRINT_PARAMETERS
+from pipeline.tflite_model import TfliteModel
+
+SAMPLE_ROWS = 200
+"""Training rows listed in report.json with their float and int8 answers: the report's size
+follows the model, not the data."""
+PICTURE_ROWS = 2000
+"""Training rows drawn in fit.png: enough to show the data's shape, few enough to see the curves."""
 
 
 def _png(figure) -> bytes:
@@ -16,8 +26,36 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
+def sample(model, tfl: TfliteModel, dataset: Dataset, limit: int = SAMPLE_ROWS) -> dict[str, Any]:
+    """Up to `limit` training rows, evenly spread over the file, with the float and int8 answers."""
+    rows = sample_rows(len(dataset.x), limit)
+    x = dataset.x[rows]
+    i, o = tfl.input, tfl.output
+    codes = quant.quantize(x, float(i.scales[0]), int(i.zero_points[0]))
+    int8 = quant.dequantize(reference.run(tfl, codes), float(o.scales[0]), int(o.zero_points[0]))
+    float_y = np.asarray(model(x, training=False), dtype=np.float32)
+    return {"shown": int(len(rows)), "of": int(len(dataset.x)),
+            "points": [{"row": int(r) + 1, "x": _short(xr), "y": _short(yr), "float": _short(fr), "int8": _short(qr)}
+                       for r, xr, yr, fr, qr in zip(rows, x, dataset.y[rows], float_y, int8)]}
+
+
+def _short(values: np.ndarray) -> list[float]:
+    """float32 values as their shortest decimals: 0.1 rather than 0.10000000149011612."""
+    return [float(str(v)) for v in np.asarray(values, dtype=np.float32)]
+
+
+def _x_limits(report: dict[str, Any], xs: np.ndarray) -> tuple[float, float]:
+    """The data and the calibrated range, and the lesson's question for the seed: nothing else."""
+    lo, hi = report["quantization"]["input_range"]
+    left, right = min(lo, float(xs.min())), max(hi, float(xs.max()))
+    if report.get("lesson"):
+        left, right = min(left, report["lesson"]["x"]), max(right, report["lesson"]["x"])
+    margin = 0.04 * (right - left)
+    return left - margin, right + margin
+
+
 def fit_png(report: dict[str, Any], curve: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray) -> bytes:
-    """Training points, float and int8 curves, the calibrated range and the lesson's x = 10."""
+    """Training data under the float and int8 curves, the calibrated range and the model's probes."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -25,16 +63,27 @@ def fit_png(report: dict[str, Any], curve: dict[str, np.ndarray], xs: np.ndarray
     if not curve:
         return _agreement_png(report, plt)
     lo, hi = report["quantization"]["input_range"]
-    fig, (ax, err) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    left, right = _x_limits(report, xs)
+    rows = sample_rows(len(xs), PICTURE_ROWS)
+    fig, (ax, err) = plt.subplots(2, 1, figsize=(7, 6.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     for axis in (ax, err):
-        axis.axvspan(lo, hi, color="tab:green", alpha=0.08, label=f"calibrated range [{lo:g}, {hi:g}]")
+        axis.axvspan(lo, hi, color="tab:green", alpha=0.08, lw=0, label=f"calibrated range [{lo:g}, {hi:g}]")
         axis.grid(alpha=0.3)
-    ax.plot(curve["x"], curve["float"], color="tab:blue", lw=1.5, label="Keras float")
-    ax.step(curve["x"], curve["int8"], where="mid", color="tab:orange", lw=1, label="int8 (as the device computes)")
-    ax.scatter(xs[:, 0], ys[:, 0], color="black", zorder=3, label="training data")
-    err.plot(curve["x"], curve["int8"] - curve["float"], color="tab:orange", lw=1)
-    inside = (curve["x"] >= lo) & (curve["x"] <= hi)
-    limit = 1.6 * float(np.max(np.abs(curve["int8"] - curve["float"])[inside], initial=0.0)) or 1.0
+    size = 28 if len(rows) <= 20 else (10 if len(rows) <= 300 else 3)
+    shown = f"training data ({len(rows)} of {len(xs)} rows)" if len(rows) < len(xs) else f"training data ({len(xs)} rows)"
+    ax.scatter(xs[rows, 0], ys[rows, 0], s=size, color="0.35", alpha=0.45 if len(rows) > 20 else 0.8, lw=0,
+               zorder=2, label=shown)
+    window = (curve["x"] >= left) & (curve["x"] <= right)
+    cx, cf, cq = curve["x"][window], curve["float"][window], curve["int8"][window]
+    ax.plot(cx, cf, color="tab:blue", lw=1.8, zorder=4, label="Keras float")
+    ax.step(cx, cq, where="mid", color="tab:orange", lw=1.2, zorder=5, label="int8 (as the device computes)")
+    probes = [p for p in report["check"]["points"] if left <= p["x"][0] <= right]
+    if probes:
+        ax.scatter([p["x"][0] for p in probes], [p["int8"][0] for p in probes], marker="D", s=30, facecolors="none",
+                   edgecolors="tab:red", lw=1.2, zorder=6, label="probes: int8 answers (report.md)")
+    err.plot(cx, cq - cf, color="tab:orange", lw=1)
+    inside = (cx >= lo) & (cx <= hi)
+    limit = 1.6 * float(np.max(np.abs(cq - cf)[inside], initial=0.0)) or 1.0
     err.set_ylim(-limit, limit)
     err.set_ylabel("int8 - float")
     lesson = report.get("lesson")
@@ -43,31 +92,56 @@ def fit_png(report: dict[str, Any], curve: dict[str, np.ndarray], xs: np.ndarray
             axis.axvline(lesson["x"], color="tab:red", ls="--", lw=1)
         ax.text(0.98, 0.04, f"x = {lesson['x']:g}: float {lesson['float']:.3f}, int8 {lesson['int8']:.3f}",
                 transform=ax.transAxes, ha="right", fontsize=9, color="tab:red")
-    err.set_xlabel("x")
-    ax.set_ylabel("y")
+    err.set_xlim(left, right)
+    err.set_xlabel(report["data"]["names"][0] if report["data"].get("names") else "x")
+    ax.set_ylabel(report["data"]["names"][-1] if report["data"].get("names") else "y")
     equation = report["learned"].get("equation")
     ax.set_title(f"{report['model']['name']}: {equation[0] if equation else 'float and int8 answers'}")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     data = _png(fig)
     plt.close(fig)
     return data
 
 
 def _agreement_png(report: dict[str, Any], plt) -> bytes:
-    """Several inputs: no curve to draw, so int8 against float at the check's points."""
-    points = report["check"]["points"]
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for j in range(report["model"]["outputs"]):
-        ax.scatter([p["float"][j] for p in points], [p["int8"][j] for p in points], s=12, label=f"output {j + 1}")
+    """Several inputs: no curve to draw, so targets and int8 answers against the float answer, at a
+    sample of the training rows, and int8 - float below (with the probes inside the calibrated range)."""
+    sampled = report["data"].get("sample") or {"points": [], "shown": 0, "of": 0}
+    points, probes = sampled["points"], report["check"]["points"]
+    outputs = report["model"]["outputs"]
+    fig, (ax, err) = plt.subplots(2, 1, figsize=(7, 6.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    for j in range(outputs):
+        name = f" (output {j + 1})" if outputs > 1 else ""
+        f = np.array([p["float"][j] for p in points])
+        q = np.array([p["int8"][j] for p in points])
+        ax.scatter(f, [p["y"][j] for p in points], s=8, color="0.35", alpha=0.4, lw=0, zorder=2,
+                   label=f"training target{name}: {sampled['shown']} of {sampled['of']} rows" if j == 0 else None)
+        ax.scatter(f, q, s=8, color=f"C{(j + 1) % 10}", alpha=0.8, lw=0, zorder=3, label=f"int8 answer{name}")
+        err.scatter(f, q - f, s=8, color=f"C{(j + 1) % 10}", alpha=0.8, lw=0, zorder=3)
+    probes = [p for p in probes if not p["clipped"]]
+    if probes:
+        pf = [v for p in probes for v in p["float"]]
+        err.scatter(pf, [v for p in probes for v in np.subtract(p["int8"], p["float"])], marker="D", s=30,
+                    facecolors="none", edgecolors="tab:red", lw=1.2, zorder=4, label="probes (report.md)")
     low, high = ax.get_xlim()
-    ax.plot([low, high], [low, high], color="gray", lw=0.8, ls="--", label="int8 = float")
-    ax.set_xlabel("Keras float")
-    ax.set_ylabel("int8 (as the device computes)")
-    ax.set_title(f"{report['model']['name']}: int8 vs float at the training rows")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    ax.plot([low, high], [low, high], color="tab:blue", lw=1, zorder=1, label="= Keras float")
+    ax.set_xlim(low, high)
+    ax.set_ylabel("target, int8 answer")
+    err.axhline(0, color="tab:blue", lw=1, zorder=1)
+    err.set_ylabel("int8 - float")
+    err.set_xlabel("Keras float answer")
+    for axis in (ax, err):
+        axis.grid(alpha=0.3)
+    inputs = report["model"]["inputs"]
+    ax.set_title(f"{report['model']['name']}, {inputs} inputs: answers against the float model's")
+    handles, labels = [], []
+    for axis in (ax, err):
+        h, l = axis.get_legend_handles_labels()
+        handles, labels = handles + h, labels + l
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     data = _png(fig)
     plt.close(fig)
     return data
@@ -92,18 +166,37 @@ def loss_png(losses: np.ndarray, title: str) -> bytes:
     return data
 
 
+def _training_batch(r: dict[str, Any]) -> str:
+    batch, rows = r["training"].get("batch_rows"), r["data"]["rows"]
+    return "full batch" if not batch or batch >= rows else f"mini-batches of {batch} of the {rows} rows"
+
+
 def markdown(r: dict[str, Any]) -> str:
     m, q, c = r["model"], r["quantization"], r["check"]
+    sampled = r["data"].get("sample")
     lines = [f"# Build report: {m['name']}", "",
              f"Data: {r['data']['source']} ({r['data']['rows']} rows, {m['inputs']} input(s), {m['outputs']} output(s)).",
-             f"Training: {r['training']['trainer']}, {r['training']['epochs']} epochs, {r['training']['optimizer']} "
-             f"lr {r['training']['lr']}, final loss {r['training']['final_loss']:.6g}.", "", "## What was learned", ""]
-    for k, layer in enumerate(r["learned"]["layers"], start=1):
-        lines.append(f"- layer {k} ({layer['units']} unit(s), {layer['activation']}): weights {layer['weights']}, biases {layer['biases']}")
-    for eq in r["learned"].get("equation") or []:
+             *([f"Sample: {sampled['shown']} of {sampled['of']} rows shown (evenly spread over the data) in report.json's "
+                "data.sample, with their float and int8 answers."] if sampled else []),
+             f"Training: {r['training']['trainer']}, {r['training']['epochs']} steps ({_training_batch(r)}), "
+             f"{r['training']['optimizer']} lr {r['training']['lr']}, final loss {r['training']['final_loss']:.6g}.", "",
+             "## What was learned", ""]
+    learned = r["learned"]
+    full = learned.get("parameters", 0) <= FULL_PRINT_PARAMETERS
+    for k, layer in enumerate(learned["layers"], start=1):
+        weights, biases = np.asarray(layer["weights"]), np.asarray(layer["biases"])
+        if full:
+            lines.append(f"- layer {k} ({layer['units']} unit(s), {layer['activation']}): weights {layer['weights']}, "
+                         f"biases {layer['biases']}")
+        else:
+            lines.append(f"- layer {k}: {weights.shape[0]} -> {layer['units']}, {layer['activation']}, "
+                         f"{weights.size + biases.size} parameters, weights in [{weights.min():.4g}, {weights.max():.4g}]")
+    if not full:
+        lines.append(f"- {learned['parameters']} parameters; every weight and bias in report.json (learned.layers)")
+    for eq in learned.get("equation") or []:
         lines.append(f"- equation: `{eq}`")
-    if r["learned"].get("by_hand"):
-        lines += ["", "By hand at x = 10:", "", "```", *r["learned"]["by_hand"], "```"]
+    if learned.get("by_hand"):
+        lines += ["", "By hand at x = 10:", "", "```", *learned["by_hand"], "```"]
     lines += ["", "## Quantization", "",
               f"int8 input scale {q['input']['scale']:.6g} zero point {q['input']['zero_point']}, output scale "
               f"{q['output']['scale']:.6g} zero point {q['output']['zero_point']}; calibrated over "
@@ -116,7 +209,8 @@ def markdown(r: dict[str, Any]) -> str:
     for label, e in (("calibrated range", c["errors"]), ("all input codes" if m["inputs"] == 1 else "sweep", c["sweep_errors"])):
         lines.append(f"| {label} | {e['mae']:.4g} | {e['rmse']:.4g} | {e['max_abs']:.4g} | {e['max_lsb']:.3g} | "
                      f"{e['l2_relative']:.3g} | {e['cosine']:.6f} |")
-    lines += ["", f"Tolerance: {c['tolerance_lsb']:g} output steps: passed.", "", "| x | float | int8 | |", "| --- | --- | --- | --- |"]
+    lines += ["", f"Tolerance: {c['tolerance_lsb']:g} output steps: passed.", "", "Probes:", "",
+              "| x | float | int8 | |", "| --- | --- | --- | --- |"]
     for p in c["points"]:
         lines.append(f"| {', '.join(f'{v:g}' for v in p['x'])} | {', '.join(f'{v:.4f}' for v in p['float'])} | "
                      f"{', '.join(f'{v:.4f}' for v in p['int8'])} | {'clipped' if p['clipped'] else ''} |")
@@ -130,16 +224,17 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def assemble(*, facts, dataset, config, trained, explanation, result, engine: str, hidden: tuple[int, ...],
-             activation: str, tflite_bytes: int, timings: dict[str, float]) -> dict[str, Any]:
+             activation: str, tflite_bytes: int, timings: dict[str, float],
+             rows: dict[str, Any] | None = None) -> dict[str, Any]:
     """report.json's content: every stage's outcome, machine-readable."""
     return {
         "model": {"name": facts.name, "inputs": facts.inputs, "outputs": facts.outputs, "hidden": list(hidden),
                   "activation": activation, "engine": engine, "sha256": facts.sha256, "id": facts.id,
                   "tflite_bytes": tflite_bytes, "ops": list(facts.ops), "arena_bytes": facts.arena,
                   "arena_measured_bytes": facts.arena_measured},
-        "data": {"source": dataset.source, "rows": int(len(dataset.x)), "names": list(dataset.names)},
+        "data": {"source": dataset.source, "rows": int(len(dataset.x)), "names": list(dataset.names), "sample": rows},
         "training": {"trainer": config.trainer, "epochs": config.epochs, "lr": config.lr, "optimizer": config.optimizer,
-                     "seed": config.seed, "seconds": trained.seconds, "final_loss": float(trained.losses[-1]),
+                     "seed": config.seed, "batch_rows": min(config.batch_rows, int(len(dataset.x))), "seconds": trained.seconds, "final_loss": float(trained.losses[-1]),
                      "trajectory": trained.trajectory},
         "learned": explanation.as_dict(),
         "quantization": {"input_range": list(facts.input_range), "per_channel": facts.per_channel,
@@ -162,9 +257,26 @@ def footprint_lines(footprint: dict[str, Any] | None) -> list[str]:
             for engine, f in footprint.items()]
 
 
+def _json(value: Any, level: int = 0) -> str:
+    """Indented objects; one line for each list of numbers, short list of lists, or object of
+    numbers: a 16x16 layer's weights take 16 lines, not 290, a sampled row one line."""
+    pad = " " * (level + 1)
+    flat = isinstance(value, dict) and level > 0 and all(
+        not isinstance(v, dict) and not (isinstance(v, list) and any(isinstance(w, (dict, list)) for w in v))
+        for v in value.values())
+    if isinstance(value, dict) and value and not flat:
+        items = [f"{pad}{json.dumps(k)}: {_json(v, level + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * level + "}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        if all(isinstance(v, list) and not any(isinstance(w, (dict, list)) for w in v) for v in value) and len(value) <= 8:
+            return json.dumps(value)
+        return "[\n" + ",\n".join(pad + _json(v, level + 1) for v in value) + "\n" + " " * level + "]"
+    return json.dumps(value)
+
+
 def files(directory: Path, report: dict[str, Any], pictures: dict[str, bytes]) -> dict[Path, bytes]:
     """The report's files by path, for one atomic write with the firmware sources."""
-    out = {directory / "report.json": (json.dumps(report, indent=1) + "\n").encode(),
+    out = {directory / "report.json": (_json(report) + "\n").encode(),
            directory / "report.md": markdown(report).encode()}
     out.update({directory / name: data for name, data in pictures.items()})
     return out

@@ -63,3 +63,65 @@ def test_equation_and_hand_computation():
     assert abs(explain.forward(layers, x)[0, 0] - float(model(x.astype(np.float32))[0, 0])) < 1e-4
     lines = explain.hand_computation(layers, 10.0)
     assert len(lines) == 3 and lines[-1].startswith("y = ")
+
+
+def test_large_data_trains_on_the_documented_mini_batches():
+    """Above batch_rows, step k takes rows k*B.. of one seeded permutation: checked by hand for SGD."""
+    d = data.seed()
+    config = train.TrainConfig(epochs=2, lr=0.01, batch_rows=4)
+    keras.utils.set_random_seed(config.seed)
+    start = train.build_model(1, 1, (), "linear").get_weights()
+    w, b = float(start[0][0, 0]), float(start[1][0])
+    order = np.random.default_rng(config.seed).permutation(len(d.x))
+    for step in range(config.epochs):
+        rows = order[(step * 4 + np.arange(4)) % len(d.x)]
+        x, y = d.x[rows, 0].astype(np.float64), d.y[rows, 0].astype(np.float64)
+        residual = w * x + b - y
+        w, b = w - config.lr * np.mean(2 * residual * x), b - config.lr * np.mean(2 * residual)
+    got = [float(v.ravel()[0]) for v in train.train(d, config).model.get_weights()]
+    assert got == pytest.approx([w, b], abs=1e-5)
+    full = [float(v.ravel()[0]) for v in train.train(d, train.TrainConfig(epochs=2, lr=0.01)).model.get_weights()]
+    assert abs(full[0] - got[0]) > 1e-4  # the full batch is another computation
+
+
+def test_a_million_rows_cost_a_step_what_4096_rows_cost():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 4, size=(1_000_000, 1)).astype(np.float32)
+    big = data.Dataset(x, 2 * x - 1, "memory", ("x", "y"), (-1.0, 4.0))
+    result = train.train(big, train.TrainConfig(epochs=500))
+    w, b = (float(v.ravel()[0]) for v in result.model.get_weights())
+    assert w == pytest.approx(2, abs=0.02) and b == pytest.approx(-1, abs=0.05)
+    assert result.seconds < 60
+
+
+def _sine(rows: int) -> data.Dataset:
+    x = np.linspace(0, 6.3, rows, dtype=np.float32).reshape(-1, 1)
+    return data.Dataset(x, np.sin(x), "memory", ("x", "y"), (0.0, 6.3))
+
+
+def test_larger_models_print_a_summary_and_the_lesson_s_print_everything():
+    two = explain.explain(train.train(data.seed(), train.TrainConfig(hidden=(2,))).model, ("x", "y"), 1)
+    lines = two.lines()
+    assert two.full and two.parameters == 7
+    assert lines[0].startswith("layer 1: weights [[") and lines[1].startswith("layer 2: weights [[")
+    assert any(line.startswith("by hand at x = 10") for line in lines)
+    big = explain.explain(train.build_model(1, 1, (16, 16), "relu"), ("x", "y"), 1)
+    lines = big.lines()
+    assert not big.full and big.parameters == 32 + 272 + 17
+    assert len(lines) == 4 and lines[-1] == "321 parameters (every weight and bias in report.json)"
+    assert lines[1].startswith("layer 2: 16 -> 16, relu: 272 parameters, weights in [")
+    as_dict = big.as_dict()
+    assert np.asarray(as_dict["layers"][1]["weights"]).shape == (16, 16)
+
+
+def test_report_size_follows_the_model_not_the_data():
+    from pipeline import quantize, report, tflite_model
+    d = _sine(50_000)
+    model = train.train(d, train.TrainConfig(epochs=20)).model
+    tfl = tflite_model.read(quantize.convert(model, d.default_range))
+    sample = report.sample(model, tfl, d)
+    assert (sample["shown"], sample["of"]) == (report.SAMPLE_ROWS, 50_000)
+    assert sample["points"][0]["row"] == 1 and sample["points"][-1]["row"] == 50_000
+    assert all(p["x"] == [float(str(d.x[p["row"] - 1, 0]))] for p in sample["points"])
+    text = report._json({"data": {"rows": 50_000, "sample": sample}})
+    assert len(text) < 40_000 and len(text.splitlines()) == report.SAMPLE_ROWS + 11
