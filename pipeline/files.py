@@ -49,20 +49,24 @@ class OutputError(OSError):
 def write_all(files: dict[Path, bytes]) -> list[Path]:
     """Writes files, grouped by folder, each folder swapped as a whole (see the module
     docstring), in the order the folders first appear. Every folder is staged before the
-    first swap: a folder that cannot be written stops the build before any output changes."""
-    groups: dict[Path, dict[str, bytes]] = {}
-    for target, content in files.items():
-        groups.setdefault(Path(target).parent, {})[Path(target).name] = content
-    targets = {folder: Path(os.path.realpath(folder)) for folder in groups}
+    first swap: a folder that cannot be written stops the build before any output changes.
+    The swaps themselves go one folder after the other (the model's, then the report's): a
+    kill between two swaps leaves the first folder new and the next one old, each whole."""
+    groups: dict[Path, dict[str, bytes]] = {}  # by the folder's real path: one swap per folder
+    named: dict[Path, Path] = {}  # the folder as the caller named it, for messages
+    for path, content in files.items():
+        target = Path(os.path.realpath(Path(path).parent))
+        named.setdefault(target, Path(path).parent)
+        groups.setdefault(target, {})[Path(path).name] = content
     with contextlib.ExitStack() as stack:
-        for parent in sorted({t.parent for t in targets.values()}):  # one order: no deadlock
-            stack.enter_context(_locked(parent, next(f for f, t in targets.items() if t.parent == parent)))
-        stages = [stack.enter_context(_staged(folder, targets[folder], contents))
-                  for folder, contents in groups.items()]
+        for parent in sorted({target.parent for target in groups}):  # one order: no deadlock
+            stack.enter_context(_locked(parent, next(named[t] for t in groups if t.parent == parent)))
+        stages = [stack.enter_context(_staged(named[target], target, contents))
+                  for target, contents in groups.items()]
         with _sigint_deferred():
             for stage in stages:
                 stage.swap()
-    return [folder / name for folder, contents in groups.items() for name in contents]
+    return [Path(path) for path in files]
 
 
 def recover(folder: Path) -> None:
