@@ -117,7 +117,7 @@ def _agreement_png(report: dict[str, Any], plt) -> bytes:
         f = np.array([p["float"][j] for p in points])
         q = np.array([p["int8"][j] for p in points])
         ax.scatter(f, [p["y"][j] for p in points], s=8, color="0.35", alpha=0.4, lw=0, zorder=2,
-                   label=f"training target{name}: {sampled['shown']} of {sampled['of']} rows" if j == 0 else None)
+                   label=f"training targets: {sampled['shown']} of {sampled['of']} rows" if j == 0 else None)
         ax.scatter(f, q, s=8, color=f"C{(j + 1) % 10}", alpha=0.8, lw=0, zorder=3, label=f"int8 answer{name}")
         err.scatter(f, q - f, s=8, color=f"C{(j + 1) % 10}", alpha=0.8, lw=0, zorder=3)
     probes = [p for p in probes if not p["clipped"]]
