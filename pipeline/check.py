@@ -18,7 +18,9 @@ TOLERANCE_PER_HIDDEN_LAYER = 12.0
 inside the calibrated range: 1.1 steps with no hidden layer, 7.1, 21.5 and 16.9 with 1, 2 and 3."""
 
 UNDERFIT_UNEXPLAINED = 0.1
-"""Warn when the float model leaves more than this share of y's variance unexplained (1 - R^2)."""
+"""Warn when the float model leaves more than this share of y's variance unexplained (1 - R^2).
+Measured on the README's noisy sine: fitted networks leave 0.02 to 0.08 (the noise alone is
+0.02), networks stuck near a line 0.29 to 0.33, one neuron 0.40; the lesson's line 0.0000."""
 
 PROBE_QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
