@@ -322,3 +322,21 @@ def test_verify_does_not_depend_on_the_model_side():
     import sys
     code = "import sys, pipeline.verify; sys.exit('pipeline.data' in sys.modules or 'tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=deployed.ROOT).returncode == 0
+
+
+def test_several_inputs_probe_quantiles_and_one_row_past_the_range(tmp_path):
+    from pipeline import verify
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 2, size=(50, 2))
+    path = tmp_path / "two.csv"
+    path.write_text("a,b,y\n" + "".join(f"{a:.3f},{b:.3f},{a - 2 * b + 1:.4f}\n" for a, b in x))
+    status, out, rep = run_build(tmp_path, "--data", str(path))
+    assert status == 0
+    m = deployed.load(out)
+    probes = m.probes
+    assert probes.shape == (6, 2)  # min, quartiles and max per input, then one row past the range
+    assert np.all(m.inside(probes[:5])) and not m.inside(probes[5:])[0]
+    points = json.loads((rep / "report.json").read_text())["check"]["points"]
+    assert [p["clipped"] for p in points] == [False] * 5 + [True]
+    queries = verify.float_queries(m).tolist()
+    assert all(row in queries for row in probes.tolist())
