@@ -177,7 +177,9 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [f"# Build report: {m['name']}", "",
              f"Data: {r['data']['source']} ({r['data']['rows']} rows, {m['inputs']} input(s), {m['outputs']} output(s)).",
              *([f"Sample: {sampled['shown']} of {sampled['of']} rows shown (evenly spread over the data) in report.json's "
-                "data.sample, with their float and int8 answers."] if sampled else []),
+                "data.sample, with their float and int8 answers; fit.png draws "
+                + (f"{min(PICTURE_ROWS, sampled['of'])} of the {sampled['of']} rows." if m["inputs"] == 1 else "this sample.")]
+               if sampled else []),
              f"Training: {r['training']['trainer']}, {r['training']['epochs']} steps ({_training_batch(r)}), "
              f"{r['training']['optimizer']} lr {r['training']['lr']}, final loss {r['training']['final_loss']:.6g}.", "",
              "## What was learned", ""]

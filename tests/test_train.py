@@ -125,3 +125,14 @@ def test_report_size_follows_the_model_not_the_data():
     assert all(p["x"] == [float(str(d.x[p["row"] - 1, 0]))] for p in sample["points"])
     text = report._json({"data": {"rows": 50_000, "sample": sample}})
     assert len(text) < 40_000 and len(text.splitlines()) == report.SAMPLE_ROWS + 11
+
+
+def test_fit_picture_spans_the_data_and_the_range_and_the_seed_s_question():
+    from pipeline import report
+    csv = {"quantization": {"input_range": [0.04, 6.3]}, "lesson": None}
+    left, right = report._x_limits(csv, np.array([[0.5], [6.0]]))
+    assert left == pytest.approx(0.04 - 0.04 * 6.26) and right == pytest.approx(6.3 + 0.04 * 6.26)
+    seed = {"quantization": {"input_range": [-1.0, 12.0]}, "lesson": {"x": 10.0}}
+    assert report._x_limits(seed, data.seed().x) == pytest.approx((-1 - 0.52, 12 + 0.52))
+    wide = {"quantization": {"input_range": [-1.0, 1.0]}, "lesson": None}
+    assert report._x_limits(wide, np.array([[-3.0], [0.0]])) == pytest.approx((-3 - 0.16, 1 + 0.16))
