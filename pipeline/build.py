@@ -209,6 +209,8 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
 
     tolerance = args.tolerance_lsb or check.default_tolerance_lsb(hidden)
     result = check.run(trained.model, tflite, tfl, dataset, input_range, tolerance)
+    if args.engine == "tflm":
+        quantize.require_board_agreement(tfl, result.sweep_codes)
     lap("check")
 
     arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from pipeline import reference
 from pipeline.capture import fd_output
 from pipeline.tflite_model import TfliteModel
 
@@ -69,6 +70,19 @@ def require_per_tensor(model: TfliteModel) -> None:
             f"FULLY_CONNECTED weights quantized per channel: {', '.join(found)}; the Nano's TFLM library "
             "reads only the first scale and would answer wrong without an error. Build without "
             "--per-channel for the TFLM engine, or use --engine aot")
+
+
+def require_board_agreement(model: TfliteModel, codes: np.ndarray) -> None:
+    """The board's TFLM library multiplies per-tensor FULLY_CONNECTED scales in float, the
+    tflite-micro runtime (the oracle) in double: for a few models an output rounds one step
+    apart, so the board could not be proven against the oracle. Refused for the TFLM engine."""
+    where = reference.board_divergence(model, codes)
+    if where:
+        raise QuantizationError(
+            "FULLY_CONNECTED: the board's TFLM library (Chirale 2.0.0) multiplies this model's input and weight "
+            "scales in float, the tflite-micro runtime in double, and the two answer differently on "
+            f"{where}; the board could not be proven bit-exact. Train again with another --seed, or use "
+            "--engine aot (it computes as the runtime does)")
 
 
 def require_int8_io(model: TfliteModel) -> None:

@@ -93,7 +93,11 @@ class FullyConnected:
     per_channel: bool
 
 
-def lower_fully_connected(model: TfliteModel, op: Operator) -> FullyConnected:
+def lower_fully_connected(model: TfliteModel, op: Operator, board: bool = False) -> FullyConnected:
+    """board: the multipliers as the board's TFLM library (Chirale 2.0.0) computes them, which
+    multiplies per-tensor scales in float before dividing in double
+    (GetQuantizedConvolutionMultipler); the tflite-micro runtime, the oracle, multiplies them in
+    double, as both do for per-channel scales. The two can round an output one step apart."""
     tensors = model.tensors
     inp, weights = tensors[op.inputs[0]], tensors[op.inputs[1]]
     bias = tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
@@ -109,12 +113,11 @@ def lower_fully_connected(model: TfliteModel, op: Operator) -> FullyConnected:
         raise UnsupportedModelError(f"op {op.index} FULLY_CONNECTED: fused activation {op.activation} is not supported")
     units = weights.shape[0]
     input_scale, output_scale = np.float32(inp.scales[0]), np.float32(out.scales[0])
-    if weights.per_channel:
-        # TFLM's per-channel path multiplies the scales in double.
-        reals = [float(input_scale) * float(s) / float(output_scale) for s in weights.scales]
-    else:
-        # The per-tensor path multiplies them in float, then divides in double.
+    if board and not weights.per_channel:
         reals = [float(np.float32(input_scale * weights.scales[0])) / float(output_scale)] * units
+    else:
+        reals = [float(input_scale) * float(s) / float(output_scale)
+                 for s in np.broadcast_to(weights.scales, (units,))]
     pairs = [quantize_multiplier(r) for r in reals]
     bias_values = (np.zeros(units, dtype=np.int32) if bias is None or bias.data is None
                    else np.asarray(bias.data, dtype=np.int32).reshape(units))
@@ -135,7 +138,7 @@ def fully_connected(layer: FullyConnected, x: np.ndarray) -> np.ndarray:
     return np.clip(out, layer.act_min, layer.act_max).astype(np.int8)
 
 
-def lower(model: TfliteModel) -> list[FullyConnected]:
+def lower(model: TfliteModel, board: bool = False) -> list[FullyConnected]:
     """The model as a chain of integer layers; refuses what the reference cannot compute."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UnsupportedModelError(f"expected one input and one output tensor, found {len(model.inputs)} and {len(model.outputs)}")
@@ -148,16 +151,29 @@ def lower(model: TfliteModel) -> list[FullyConnected]:
                 f"{', '.join(SUPPORTED_OPS)} (use the TFLM engine for this model)")
         if op.inputs[0] != current:
             raise UnsupportedModelError(f"op {op.index} {op.op} does not follow the previous op: only chains are supported")
-        layers.append(lower_fully_connected(model, op))
+        layers.append(lower_fully_connected(model, op, board))
         current = op.outputs[0]
     if current != model.outputs[0]:
         raise UnsupportedModelError("the chain of ops does not end at the model's output")
     return layers
 
 
-def run(model: TfliteModel, codes: np.ndarray) -> np.ndarray:
-    """int8 input codes [batch, inputs] -> int8 output codes [batch, outputs]."""
+def run(model: TfliteModel, codes: np.ndarray, board: bool = False) -> np.ndarray:
+    """int8 input codes [batch, inputs] -> int8 output codes [batch, outputs]; board: as the
+    board's TFLM library computes them (see lower_fully_connected)."""
     x = np.asarray(codes, dtype=np.int8).reshape(len(codes), -1)
-    for layer in lower(model):
+    for layer in lower(model, board):
         x = fully_connected(layer, x)
     return x
+
+
+def board_divergence(model: TfliteModel, codes: np.ndarray) -> str | None:
+    """Where the board's TFLM library and the tflite-micro runtime answer differently on codes
+    (a per-tensor multiplier rounded the other way), described for an error; None when they agree."""
+    runtime, board = run(model, codes), run(model, codes, board=True)
+    differ = np.flatnonzero(np.any(runtime != board, axis=1))
+    if differ.size == 0:
+        return None
+    first = int(differ[0])
+    return (f"{differ.size} of {len(codes)} inputs (first: codes {np.asarray(codes)[first].tolist()} -> runtime "
+            f"{runtime[first].tolist()}, board {board[first].tolist()})")

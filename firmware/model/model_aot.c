@@ -37,7 +37,7 @@ static const int32_t b0[1] = {
   -1237
 };
 static const int32_t m0[1] = {
-  1082196522
+  1082196518
 };
 static const int8_t s0[1] = {
   -6
