@@ -87,7 +87,7 @@ def _check(losses: np.ndarray, model: keras.Model, lr: float) -> None:
     if bad.size or not weights_ok:
         epoch = int(bad[0]) + 1 if bad.size else len(losses)
         raise TrainingError(f"training diverged: the loss became {losses[bad[0]] if bad.size else 'finite but the weights did not'}"
-                            f" at epoch {epoch}; lower the learning rate (--lr, now {lr}) or scale the data")
+                            f" at epoch {epoch}; lower the learning rate (--lr, now {lr}), try --optimizer adam, or scale the data")
 
 
 def fit(data: Dataset, config: TrainConfig, progress: Progress | None = None) -> Trained:
