@@ -3,29 +3,42 @@ from __future__ import annotations
 
 import sys
 
+_interrupts: list[bool] = []
+
+
+def interrupted() -> bool:
+    """Whether a SIGINT reached this `python -m pipeline.X` process: an error that follows one
+    is its consequence (numpy, interrupted while importing its C extension, raises ImportError)."""
+    return bool(_interrupts)
+
 
 def _interrupt_policy() -> None:
     """For `python -m pipeline.X` (this package is imported first, while sys.argv[0] is "-m"):
     Ctrl-C anywhere, imports included, ends with the one line `interrupted` on stderr and exit
     status 130. Unhandled, a KeyboardInterrupt prints a traceback and Python then kills itself
     with SIGINT (status -2 to a parent process, not 130); here the hook prints the line and the
-    last exit handler, once every cleanup has run (finally blocks, other exit handlers), exits 130."""
+    last exit handler, once every cleanup has run (finally blocks, other exit handlers), exits 130.
+    A SIGINT that the parent ignores (a background job of a script) stays ignored."""
     import atexit
     import os
     import signal
 
-    interrupted = []
+    def on_sigint(signum: int, frame: object) -> None:
+        _interrupts.append(True)
+        raise KeyboardInterrupt
+
+    reported: list[bool] = []
 
     def hook(kind, value, traceback) -> None:
-        if issubclass(kind, KeyboardInterrupt):
+        if issubclass(kind, KeyboardInterrupt) or _interrupts:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot break the exit
-            interrupted.append(True)
+            reported.append(True)
             print("interrupted", file=sys.stderr)
         else:
             previous(kind, value, traceback)
 
     def exit_130() -> None:
-        if interrupted:
+        if reported:
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
@@ -34,6 +47,8 @@ def _interrupt_policy() -> None:
             os._exit(130)
 
     previous = sys.excepthook
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_sigint)
     sys.excepthook = hook
     atexit.register(exit_130)  # registered first, so it runs last
 

@@ -271,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        import pipeline
+        if pipeline.interrupted():  # an error that Ctrl-C caused: the interrupt policy reports it
+            raise
         from pipeline.check import CheckError
         from pipeline.quantize import QuantizationError
         from pipeline.reference import UnsupportedModelError

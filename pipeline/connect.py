@@ -74,13 +74,19 @@ def check_fresh(device_id: str, local_id: str, allow_stale: bool) -> None:
 
 
 def run_cli(main: Callable[[], int]) -> int:
-    """Runs a tool's main; any error becomes one line on stderr and exit status 1, no traceback."""
+    """Runs a tool's main; any error becomes one line on stderr and exit status 1, no traceback;
+    Ctrl-C, and an error that follows one (see pipeline.interrupted), the line `interrupted`
+    and exit status 130."""
+    import pipeline
     try:
         return main()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - a command-line tool reports, it does not crash
+        if pipeline.interrupted():
+            print("interrupted", file=sys.stderr)
+            return 130
         text = " ".join(str(error).split()) or type(error).__name__
         print(f"error: {text}", file=sys.stderr)
         return 1
