@@ -19,9 +19,12 @@ def _interrupt_policy() -> None:
     with SIGINT (status -2 to a parent process, not 130); here the hook prints the line and the
     last exit handler, once every cleanup has run (finally blocks, other exit handlers), exits 130.
     A SIGINT that the parent ignores (a background job of a script) stays ignored."""
+    import _thread
     import atexit
     import os
     import signal
+    import threading
+    import time
 
     def on_sigint(signum: int, frame: object) -> None:
         _interrupts.append(True)
@@ -46,9 +49,18 @@ def _interrupt_policy() -> None:
                     pass
             os._exit(130)
 
-    previous = sys.excepthook
+    def unraisable(event) -> None:
+        """An interrupt that landed in a __del__ (TensorFlow's run at any time) would be printed
+        and dropped: deliver it again, to the code that runs next."""
+        if issubclass(event.exc_type, KeyboardInterrupt):  # from a thread: once this hook has returned
+            threading.Thread(target=lambda: (time.sleep(0.01), _thread.interrupt_main()), daemon=True).start()
+        else:
+            previous_unraisable(event)
+
+    previous, previous_unraisable = sys.excepthook, sys.unraisablehook
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, on_sigint)
+        sys.unraisablehook = unraisable
     sys.excepthook = hook
     atexit.register(exit_130)  # registered first, so it runs last
 

@@ -339,6 +339,14 @@ def _build_dir(model_dir: Path, engine: str) -> Path:
     return qemu.BUILD_DIR.parent / f"qemu-{_model_info(model_dir)['id']}"
 
 
+def _stop_if_interrupted() -> None:
+    """The build measures in a worker thread, which a Ctrl-C does not reach: it stops at the
+    next step instead of making the interrupted build wait for the whole measurement."""
+    import pipeline
+    if pipeline.interrupted():
+        raise FootprintError("interrupted")
+
+
 def measure_engine(engine: str, model_dir: Path | None = None, tflm_root: Path | None = None,
                    build_dir: Path | None = None, verbose: bool = False) -> dict[str, Any]:
     """All figures for one engine (see the module docstring)."""
@@ -349,6 +357,7 @@ def measure_engine(engine: str, model_dir: Path | None = None, tflm_root: Path |
     root = tflm_root if engine == "tflm" else None
 
     def image(name: str) -> Path:
+        _stop_if_interrupted()
         return qemu.build(build_dir, image=name, model_dir=model_dir, tflm_root=root, verbose=verbose)
 
     device, null, measure_elf = image(spec.device), image("tinyml_qemu_null"), image(spec.measure)
@@ -361,8 +370,11 @@ def measure_engine(engine: str, model_dir: Path | None = None, tflm_root: Path |
     flash = own["text"] + own["rodata"] + own["data"] + lib["text"] + lib["rodata"] + lib["data"]
     ram = own["data"] + own["bss"] + lib["data"] + lib["bss"]
 
+    _stop_if_interrupted()
     bench = bench_instructions(device, info["id"])
+    _stop_if_interrupted()
     baseline = bench_instructions(null, info["id"])
+    _stop_if_interrupted()
     stack = stack_use(measure_elf)
     whole, empty = device_map.image(), null_map.image()
     return {

@@ -141,3 +141,27 @@ def test_interrupt_that_a_library_turns_into_another_error() -> None:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=120)
         assert (process.returncode, stderr) == (130, "interrupted\n")
+
+
+@pytest.mark.parametrize("after,delay", [("trained", 0.0), ("trained", 0.9), ("int8:", 0.5), ("int8:", 2.5)])
+def test_build_interrupted_while_converting_or_measuring(built: Path, tmp_path: Path, after: str, delay: float) -> None:
+    """After training come conversion, the check and, in a worker thread, the Cortex-M4 build
+    and QEMU runs. The interrupt used to wait for the whole measurement (7 s), or be dropped
+    when it landed in one of TensorFlow's __del__ methods (printed, then the build went on to
+    exit 0)."""
+    from pipeline import qemu
+    problem = qemu.toolchain_problem() or qemu.qemu_problem()
+    if problem:
+        pytest.skip(f"needs {qemu.DEBIAN_PACKAGES}: {problem}")
+    base, args = fresh_copy(built, tmp_path)
+    before = digest(base / "m")
+    process = start("build", *[a for a in args if a != "--no-footprint"])
+    while not process.stdout.readline().startswith(after):
+        assert process.poll() is None
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    stdout, stderr = process.communicate(timeout=120)
+    assert_interrupted(process, stdout, stderr)
+    assert time.monotonic() - signalled < 5.0
+    assert digest(base / "m") == before
