@@ -151,6 +151,29 @@ static void reply_codes(app_t *app, const char *pos, const char *end, proto_out_
   }
 }
 
+/* The quantization fields of `id`, formatted once: they are constants, and each shortest
+ * float text costs thousands of instructions (a line of `?` would be the new `bench`). */
+static const char *id_quantization(void) {
+  static char text[128];
+  proto_out_t o;
+  if (text[0] != '\0') return text;
+  proto_out_init(&o, text, sizeof text - 1);
+  proto_put_str(&o, " in_scale=");
+  proto_put_float_short(&o, MODEL_INPUT_SCALE);
+  proto_put_str(&o, " in_zp=");
+  proto_put_int(&o, MODEL_INPUT_ZERO_POINT);
+  proto_put_str(&o, " out_scale=");
+  proto_put_float_short(&o, MODEL_OUTPUT_SCALE);
+  proto_put_str(&o, " out_zp=");
+  proto_put_int(&o, MODEL_OUTPUT_ZERO_POINT);
+  proto_put_str(&o, " range=");
+  proto_put_float_short(&o, MODEL_INPUT_MIN);
+  proto_put_char(&o, ':');
+  proto_put_float_short(&o, MODEL_INPUT_MAX);
+  text[o.len] = '\0';
+  return text;
+}
+
 static void reply_id(app_t *app, proto_out_t *o) {
   if (!app->engine_ready) app->engine_ready = engine_init() == 0; /* arena= needs init */
   proto_put_str(o, "id proto=");
@@ -163,18 +186,7 @@ static void reply_id(app_t *app, proto_out_t *o) {
   proto_put_uint(o, (unsigned long)MODEL_INPUT_COUNT);
   proto_put_str(o, " outputs=");
   proto_put_uint(o, (unsigned long)MODEL_OUTPUT_COUNT);
-  proto_put_str(o, " in_scale=");
-  proto_put_float_short(o, MODEL_INPUT_SCALE);
-  proto_put_str(o, " in_zp=");
-  proto_put_int(o, MODEL_INPUT_ZERO_POINT);
-  proto_put_str(o, " out_scale=");
-  proto_put_float_short(o, MODEL_OUTPUT_SCALE);
-  proto_put_str(o, " out_zp=");
-  proto_put_int(o, MODEL_OUTPUT_ZERO_POINT);
-  proto_put_str(o, " range=");
-  proto_put_float_short(o, MODEL_INPUT_MIN);
-  proto_put_char(o, ':');
-  proto_put_float_short(o, MODEL_INPUT_MAX);
+  proto_put_str(o, id_quantization());
   proto_put_str(o, " arena=");
   proto_put_uint(o, (unsigned long)engine_arena_used());
 }
