@@ -180,8 +180,14 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     # for a command-line build (left alone when the build does run inside IPython).
     sys.modules.setdefault("IPython", None)
     from pipeline.capture import fd_output
-    with fd_output(2):  # TensorFlow's import-time log lines about absent GPUs
-        from pipeline import check, emit, explain, oracle, quantize, report, tflite_model, train
+    try:
+        with fd_output(2):  # TensorFlow's import-time log lines about absent GPUs
+            from pipeline import check, emit, explain, oracle, quantize, report, tflite_model, train
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").split(".")[0] not in ("tensorflow", "keras", "matplotlib"):
+            raise
+        raise UsageError(f"the build needs {missing.name}, which this install lacks: pip install -e '.[build]' "
+                         "(the base install is the device side: predict, verify, emulate)") from None
     lap("import")
 
     tape = args.trainer == "tape"
@@ -193,7 +199,8 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     lap("train")
     for step in trained.trajectory:
         say(f"  step {step['epoch']:3d}: w = {step['w']:.4f}, b = {step['b']:.4f}, loss = {step['loss']:.5f}")
-    say(f"trained {name} ({config.trainer}, {config.epochs} epochs, {config.optimizer} lr {config.lr:g}) in "
+    steps = "epochs" if len(dataset.x) <= config.batch_rows else f"steps of {config.batch_rows} rows"
+    say(f"trained {name} ({config.trainer}, {config.epochs} {steps}, {config.optimizer} lr {config.lr:g}) in "
         f"{trained.seconds:.2f} s: loss {trained.losses[-1]:.6g}")
     explanation = explain.explain(trained.model, dataset.names, dataset.inputs)
     for line in explanation.lines():
