@@ -133,9 +133,9 @@ class NativeTarget:
             raise EmulationError(f"unknown native program {options.program!r} "
                                  f"(choose from {', '.join(self.programs)})")
         cmake = shutil.which("cmake")
-        if cmake is None:
-            raise EmulationError("cmake not found on PATH: install CMake 3.16 or newer "
-                                 "(e.g. apt-get install cmake)")
+        if cmake is None or shutil.which("make") is None:
+            raise EmulationError("cmake and make not found on PATH: install CMake 3.16 or newer and make "
+                                 "(e.g. apt-get install cmake make)")
         build_dir = self.build_dir(options)
         tflm_root = Path(options.tflm_root).resolve() if options.tflm_root else None
         if tflm_root is not None and not tflm_root.is_dir():

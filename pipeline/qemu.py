@@ -112,8 +112,8 @@ def toolchain_problem(tflm: bool = False) -> str | None:
         return _install_hint(f"{ARM_GCC} does not run ({error})")
     if not os.path.isabs(found) or not os.path.isfile(found):
         return _install_hint("newlib-nano (libc_nano.a) not found for the Cortex-M4F")
-    if shutil.which("cmake") is None:
-        return "cmake not found on PATH: install CMake 3.16 or newer (apt-get install cmake)"
+    if shutil.which("cmake") is None or shutil.which("make") is None:
+        return "cmake and make not found on PATH: install CMake 3.16 or newer and make (apt-get install cmake make)"
     if tflm:
         return _cxx_problem()
     return None

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import cmake_build
 
-FUZZ_PACKAGES = "clang libclang-rt-14-dev cmake"
+FUZZ_PACKAGES = "clang libclang-rt-14-dev cmake make"
 
 
 def _links(compiler: str, flags: Sequence[str], source: str, suffix: str) -> str | None:
@@ -34,14 +34,26 @@ def _links(compiler: str, flags: Sequence[str], source: str, suffix: str) -> str
 def native_problem() -> str | None:
     """None when CMake and a C compiler can build the native emulation."""
     compiler = os.environ.get("CC", "").split()[:1] or ["cc", "gcc", "clang"]
-    if shutil.which("cmake") is None or not any(shutil.which(c) for c in compiler):
-        return "the native emulation needs cmake and a C compiler: apt-get install cmake g++"
+    if shutil.which("cmake") is None or shutil.which("make") is None or not any(shutil.which(c) for c in compiler):
+        return "the native emulation needs cmake, make and a C compiler: apt-get install cmake make g++"
+    return None
+
+
+def sanitize_problem() -> str | None:
+    """None when the native emulation can be built with AddressSanitizer and UBSan (gcc's libasan, libubsan)."""
+    problem = native_problem()
+    if problem:
+        return problem
+    compiler = os.environ.get("CC", "").split()[:1] or [next(c for c in ("cc", "gcc", "clang") if shutil.which(c))]
+    error = _links(compiler[0], ["-fsanitize=address,undefined"], "int main(void) { return 0; }\n", ".c")
+    if error:
+        return f"{compiler[0]} cannot link AddressSanitizer and UBSan ({error}): apt-get install g++ (libasan8, libubsan1)"
     return None
 
 
 def fuzz_problem() -> str | None:
     """None when clang can link a libFuzzer harness with ASan and UBSan (libclang-rt-14-dev)."""
-    if shutil.which("clang") is None or shutil.which("cmake") is None:
+    if shutil.which("clang") is None or shutil.which("cmake") is None or shutil.which("make") is None:
         return f"fuzzing needs clang and cmake: apt-get install {FUZZ_PACKAGES}"
     error = _links("clang", ["-fsanitize=fuzzer,address,undefined"],
                    "#include <stddef.h>\n#include <stdint.h>\n"
