@@ -26,6 +26,7 @@ import pytest
 import serial
 
 from pipeline import qemu
+import toolchains
 from rawserial import HELP, ID_RE, Device
 from pipeline.emulate import emulated_device
 
@@ -63,10 +64,11 @@ class Model:
 
 @pytest.fixture(scope="module", params=sorted(TARGETS))
 def target(request: pytest.FixtureRequest) -> str:
-    if request.param == "qemu":
-        problem = qemu.toolchain_problem() or qemu.qemu_problem()
-        if problem:
-            pytest.skip(problem)
+    """Skips, naming the packages, a target this machine cannot build or run."""
+    problem = {"native": toolchains.native_problem, "native-sanitize": toolchains.sanitize_problem,
+               "qemu": lambda: qemu.toolchain_problem() or qemu.qemu_problem()}[request.param]()
+    if problem:
+        pytest.skip(problem)
     return request.param
 
 
