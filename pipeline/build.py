@@ -5,6 +5,7 @@ import argparse
 import math
 import os
 import re
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -293,4 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # done: a Ctrl-C during Python's shutdown cannot change the status
+    sys.exit(status)
