@@ -29,6 +29,19 @@ def assert_interrupted(process: subprocess.Popen, stdout: str, stderr: str) -> N
     assert "wrote " not in stdout
 
 
+def interrupt(process: subprocess.Popen) -> str:
+    """Ctrl-C to a running tool: it must end with `interrupted` and 130; returns its stdout."""
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert_interrupted(process, stdout, stderr)
+    return stdout
+
+
+def assert_old_set_kept(base: Path, before: dict[str, str]) -> None:
+    assert digest(base / "m") == before
+    assert sorted(os.listdir(base)) == ["m", "r"]
+
+
 def wait_for_library(process: subprocess.Popen, name: str, timeout: float = 120.0) -> None:
     """Until the process has mapped a shared library whose path holds name: the interrupt then
     lands in the tool's imports, not in the interpreter's own start-up (site and .pth files run
@@ -66,12 +79,8 @@ def test_build_interrupted_during_the_tensorflow_import(built: Path, tmp_path: P
     before = digest(base / "m")
     process = start("build", *args)
     wait_for_library(process, "libtensorflow_framework")  # TensorFlow's import has begun
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    assert_interrupted(process, stdout, stderr)
-    assert "data:" not in stdout  # it did land in the import
-    assert digest(base / "m") == before
-    assert sorted(os.listdir(base)) == ["m", "r"]
+    assert "data:" not in interrupt(process)  # it did land in the import
+    assert_old_set_kept(base, before)
 
 
 def test_build_interrupted_during_training(built: Path, tmp_path: Path) -> None:
@@ -80,12 +89,8 @@ def test_build_interrupted_during_training(built: Path, tmp_path: Path) -> None:
     process = start("build", *args, "--epochs", "100000")
     assert process.stdout.readline().startswith("data:")
     time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    assert_interrupted(process, stdout, stderr)
-    assert "trained" not in stdout  # it did land in the training
-    assert digest(base / "m") == before
-    assert sorted(os.listdir(base)) == ["m", "r"]
+    assert "trained" not in interrupt(process)  # it did land in the training
+    assert_old_set_kept(base, before)
 
 
 @needs_strace
@@ -173,9 +178,7 @@ def test_build_interrupted_while_converting_or_measuring(built: Path, tmp_path: 
         wait_for_child(process)
     else:
         time.sleep(delay)
-    process.send_signal(signal.SIGINT)
     signalled = time.monotonic()
-    stdout, stderr = process.communicate(timeout=120)
-    assert_interrupted(process, stdout, stderr)
+    interrupt(process)
     assert time.monotonic() - signalled < 5.0
     assert digest(base / "m") == before
