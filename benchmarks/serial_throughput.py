@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.serial_client import Device  # noqa: E402
+from pipeline.device.serial_client import Device  # noqa: E402
 
 ECHO_C = r"""
 #define _DEFAULT_SOURCE 1
@@ -170,7 +170,7 @@ def device_port(port: str | None) -> Iterator[tuple[str, str]]:
     if port:
         yield port, port
         return
-    from pipeline.emulate import emulated_device  # the emulation builds on first use
+    from pipeline.emulation.emulate import emulated_device  # the emulation builds on first use
     with emulated_device("native") as emulated:
         yield emulated, "native emulation"
 
@@ -193,7 +193,7 @@ def main() -> int:
         raw = raw_rates(echo, args.queries, args.window, args.repeat)
 
     print(f"{args.queries} queries per run, best of {args.repeat}; ratio = device / echo, "
-          "both through pipeline.serial_client")
+          "both through pipeline.device.serial_client")
     print(f"{'':30}{device_name:>18}{echo_name:>14}{'ratio':>8}")
     for mode, rate in rates[device_name].items():
         ceiling = rates[echo_name][mode]

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
-from pipeline import data as data_stage
-from pipeline.files import OutputError, write_all
-from pipeline.deployed import MODEL_DIR, ROOT
+from pipeline.model import data as data_stage
+from pipeline.emit.files import OutputError, write_all
+from pipeline.paths import MODEL_DIR, ROOT
 
 MODELS = {"neuron": (), "two-layer": (2,)}
 MAX_HIDDEN_LAYERS = 8
@@ -183,7 +183,14 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     from pipeline.capture import fd_output
     try:
         with fd_output(2):  # TensorFlow's import-time log lines about absent GPUs
-            from pipeline import check, emit, explain, oracle, quantize, report, tflite_model, train
+            from pipeline.model import check
+            from pipeline.emit import sources as emit
+            from pipeline.model import explain
+            from pipeline.int8 import oracle
+            from pipeline.model import quantize
+            from pipeline.emit import report
+            from pipeline.int8 import tflite_model
+            from pipeline.model import train
     except ModuleNotFoundError as missing:
         if (missing.name or "").split(".")[0] not in ("tensorflow", "keras", "matplotlib"):
             raise
@@ -253,7 +260,8 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
 
 def _footprint(sources: dict[str, bytes]) -> dict[str, Any]:
     """Cost on the Nano's CPU; a machine without the cross tools or QEMU still builds, and says why not."""
-    from pipeline import footprint, qemu
+    from pipeline.footprint import measurement as footprint
+    from pipeline.emulation import qemu
     problem = qemu.toolchain_problem() or qemu.qemu_problem()
     if problem:
         return {"skipped": problem}
@@ -282,10 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import pipeline
         if pipeline.interrupted():  # an error that Ctrl-C caused: the interrupt policy reports it
             raise
-        from pipeline.check import CheckError
-        from pipeline.quantize import QuantizationError
-        from pipeline.reference import UnsupportedModelError
-        from pipeline.train import TrainingError
+        from pipeline.model.check import CheckError
+        from pipeline.model.quantize import QuantizationError
+        from pipeline.int8.reference import UnsupportedModelError
+        from pipeline.model.train import TrainingError
         if isinstance(exc, (CheckError, QuantizationError, UnsupportedModelError, TrainingError)):
             print(f"error: {exc}", file=sys.stderr)
             return 1

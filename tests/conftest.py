@@ -6,9 +6,9 @@ from typing import Iterator
 import pytest
 
 import toolchains
-from pipeline import deployed
-from pipeline.deployed import DeployedModel
-from pipeline.serial_client import Device
+from pipeline.device import deployed
+from pipeline.device.deployed import DeployedModel
+from pipeline.device.serial_client import Device
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,7 +38,7 @@ def device_port(request: pytest.FixtureRequest, real_port: str | None) -> Iterat
         yield real_port
         return
     request.getfixturevalue("native_tools")
-    from pipeline.emulate import emulated_device
+    from pipeline.emulation.emulate import emulated_device
     with emulated_device("native") as port:
         yield port
 

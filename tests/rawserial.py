@@ -1,6 +1,6 @@
 """A raw pyserial line client for the protocol tests: bytes in, exact CRLF lines out.
 
-Deliberately not pipeline.serial_client: these tests must see every byte the device
+Deliberately not pipeline.device.serial_client: these tests must see every byte the device
 sends, including what a friendly client would hide.
 """
 from __future__ import annotations

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import emit, oracle, reference, tflite_model
+from pipeline.emit import sources as emit
+from pipeline.int8 import oracle
+from pipeline.int8 import reference
+from pipeline.int8 import tflite_model
 import trained
 
 CC = shutil.which("cc") or shutil.which("gcc")
@@ -62,7 +65,7 @@ def test_aot_matches_oracle(make, tmp_path):
 
 def test_aot_refuses_unsupported_op_naming_it():
     import keras
-    from pipeline import quantize
+    from pipeline.model import quantize
     model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(3, activation="sigmoid"), keras.layers.Dense(1)])
     tfl = quantize.convert(model, (-1.0, 1.0))
     parsed = tflite_model.read(tfl)

@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import build, deployed, quantize, reference, tflite_model
+from pipeline import build, paths
+from pipeline.device import deployed
+from pipeline.model import quantize
+from pipeline.int8 import reference
+from pipeline.int8 import tflite_model
 import trained
 
 EMITTED = {"model_data.h", "model_data.cpp", "model_info.h", "model_aot.h", "model_aot.c", "model.json", "model.tflite"}
@@ -23,7 +27,7 @@ def run_build(tmp_path: Path, *args: str, name: str = "a", footprint: bool = Fal
 
 
 def test_report_has_the_footprint_on_cortex_m4(tmp_path):
-    from pipeline import qemu
+    from pipeline.emulation import qemu
     problem = qemu.toolchain_problem() or qemu.qemu_problem()
     if problem:
         pytest.skip(problem)
@@ -121,7 +125,7 @@ def test_calibrating_on_training_xs_alone_saturates_x10():
     model = quantize.convert(trained.keras_model(), (-1.0, 4.0))
     parsed = tflite_model.read(model)
     i, o = parsed.input, parsed.output
-    from pipeline import quant
+    from pipeline.int8 import quant
     code = quant.quantize(np.array([[10.0]]), float(i.scales[0]), int(i.zero_points[0]))
     y = quant.dequantize(reference.run(parsed, code), float(o.scales[0]), int(o.zero_points[0]))[0, 0]
     assert 6.9 < y < 7.1  # the lesson's question answered as if x were 4
@@ -257,7 +261,7 @@ def test_too_far_names_the_worst_x(default_build, tmp_path, capsys):
 
 
 def test_default_tolerance_scales_with_depth():
-    from pipeline import check
+    from pipeline.model import check
     assert check.default_tolerance_lsb(()) == 4.0
     assert check.default_tolerance_lsb((2,)) == 16.0
     assert check.default_tolerance_lsb((16, 16)) == 28.0
@@ -268,7 +272,7 @@ def test_default_tolerance_scales_with_depth():
 def readme_build_commands() -> list[list[str]]:
     """Every `python -m pipeline.build ...` line of the README's build examples."""
     import shlex
-    text = (deployed.ROOT / "README.md").read_text()
+    text = (paths.ROOT / "README.md").read_text()
     lines = [line.split("#")[0].split() for line in text.splitlines() if line.startswith("python -m pipeline.build")]
     return [shlex.split(" ".join(words[3:])) for words in lines if "--help" not in words]
 
@@ -310,7 +314,7 @@ def test_a_csv_probes_its_own_data(tmp_path, capsys):
 
 
 def test_verify_types_the_models_probes(tmp_path):
-    from pipeline import verify
+    from pipeline.device import verify
     status, out, _ = run_build(tmp_path, "--data", str(write_csv(tmp_path / "d.csv", [1, 2, 3], [1, 3, 5])))
     assert status == 0
     queries = verify.float_queries(deployed.load(out))[:, 0].tolist()
@@ -321,11 +325,11 @@ def test_verify_does_not_depend_on_the_model_side():
     import subprocess
     import sys
     code = "import sys, pipeline.verify; sys.exit('pipeline.data' in sys.modules or 'tensorflow' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=deployed.ROOT).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=paths.ROOT).returncode == 0
 
 
 def test_several_inputs_probe_quantiles_and_one_row_past_the_range(tmp_path):
-    from pipeline import verify
+    from pipeline.device import verify
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 2, size=(50, 2))
     path = tmp_path / "two.csv"

@@ -23,11 +23,13 @@ import numpy as np
 import pytest
 from serial.tools import list_ports
 
-from pipeline import connect, emulate, oracle
-from pipeline.deployed import DeployedModel, load
-from pipeline.serial_client import (Device, DeviceDisconnected, DeviceTimeout, Identity,
+from pipeline.device import connect
+from pipeline.emulation import emulate
+from pipeline.int8 import oracle
+from pipeline.device.deployed import DeployedModel, load
+from pipeline.device.serial_client import (Device, DeviceDisconnected, DeviceTimeout, Identity,
                                     NoDeviceFound, NotOurDevice, ProtocolError, find_nano33ble)
-from pipeline.verify import verify
+from pipeline.device.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 PRINTED = re.compile(r"^-?\d+(\.\d{1,4})?( -?\d+(\.\d{1,4})?)*( clipped)?$")

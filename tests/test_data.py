@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import build, data
+from pipeline import build
+from pipeline.model import data
 
 
 def test_seed_is_the_lesson():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import rawserial
-from pipeline import qemu
+from pipeline.emulation import qemu
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = re.compile(r"\b\d+\.\d+ s\b")
@@ -54,7 +54,7 @@ def test_qemu_doc_neuron_aot_row_is_measured() -> None:
     """docs/qemu.md's AOT figures for the committed model are what footprint measures today."""
     if qemu.toolchain_problem() or qemu.qemu_problem():
         pytest.skip(qemu.toolchain_problem() or qemu.qemu_problem())
-    from pipeline import footprint
+    from pipeline.footprint import measurement as footprint
     row = next(line for line in (ROOT / "docs" / "qemu.md").read_text(encoding="utf-8").splitlines()
                if line.startswith("| neuron | AOT |"))
     cells = [int(cell.replace(",", "")) for cell in row.strip("|").split("|")[2:]]

@@ -1,4 +1,4 @@
-"""pipeline.files: each output folder changes as a whole, whatever system call the writer dies at."""
+"""pipeline.emit.files: each output folder changes as a whole, whatever system call the writer dies at."""
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import files
-from pipeline.files import OutputError, recover, write_all
+from pipeline.emit import files
+from pipeline.emit.files import OutputError, recover, write_all
 
 ROOT = Path(__file__).resolve().parent.parent
 STRACE = shutil.which("strace")
@@ -30,7 +30,7 @@ SYSCALLS = ("rename", "renameat", "renameat2", "fsync", "fdatasync", "mkdir", "u
 WRITER = """
 import json, sys
 from pathlib import Path
-from pipeline import files
+from pipeline.emit import files
 if sys.argv[3] == "fallback":
     files._exchange = lambda a, b: False
 base = Path(sys.argv[1])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import footprint, qemu
+from pipeline.footprint import measurement as footprint
+from pipeline.emulation import qemu
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,7 +149,7 @@ def test_tflm_reference_is_the_pinned_library_measured() -> None:
 MEASURE = """
 import json, sys
 from pathlib import Path
-from pipeline import footprint
+from pipeline.footprint import measurement as footprint
 folder = Path(sys.argv[1])
 print(json.dumps(footprint.measure_sources({p.name: p.read_bytes() for p in folder.iterdir()})))
 """

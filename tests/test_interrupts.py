@@ -165,7 +165,7 @@ def test_build_interrupted_while_converting_or_measuring(built: Path, tmp_path: 
     and QEMU runs. The interrupt used to wait for the whole measurement (7 s), or be dropped
     when it landed in one of TensorFlow's __del__ methods (printed, then the build went on to
     exit 0)."""
-    from pipeline import qemu
+    from pipeline.emulation import qemu
     problem = qemu.toolchain_problem() or qemu.qemu_problem()
     if problem:
         pytest.skip(f"needs {qemu.DEBIAN_PACKAGES}: {problem}")

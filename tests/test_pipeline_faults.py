@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.deployed import MODEL_DIR, ROOT
+from pipeline.paths import MODEL_DIR, ROOT
 
 
 def digest(folder: Path) -> dict[str, str]:

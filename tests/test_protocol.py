@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 import serial
 
-from pipeline import qemu
+from pipeline.emulation import qemu
 import toolchains
 from rawserial import HELP, ID_RE, Device
-from pipeline.emulate import emulated_device
+from pipeline.emulation.emulate import emulated_device
 
 TARGETS = {"native": ("native", False), "native-sanitize": ("native", True), "qemu": ("qemu", False)}
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def test_value_10_is_a_number_near_19(dev: Device, model: Model) -> None:
     assert len(fields) == model.outputs
     ys = [float(f) for f in fields]
     assert all(math.isfinite(y) for y in ys)
-    from pipeline.emulate import FIRMWARE_DIR
+    from pipeline.paths import FIRMWARE_DIR
 
     if '#define MODEL_NAME "neuron"' in (FIRMWARE_DIR / "model" / "model_info.h").read_text():
         assert abs(ys[0] - 19) < 1.0  # the seed's y = 2x - 1, within the int8 model's error
@@ -162,7 +162,7 @@ def test_id(dev: Device, model: Model) -> None:
 
 def test_id_matches_the_emitted_model(dev: Device) -> None:
     """model=, counts and quantization are those of firmware/model/model_info.h."""
-    from pipeline.emulate import FIRMWARE_DIR
+    from pipeline.paths import FIRMWARE_DIR
 
     header = (FIRMWARE_DIR / "model" / "model_info.h").read_text()
     macros = dict(re.findall(r"#define (MODEL_\w+) (.+)", header))

@@ -19,7 +19,9 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from pipeline import deployed, oracle, qemu
+from pipeline.device import deployed
+from pipeline.int8 import oracle
+from pipeline.emulation import qemu
 import rawserial
 from rawserial import HELP, ID_RE
 
@@ -73,7 +75,7 @@ def model() -> deployed.DeployedModel:
 @pytest.fixture(scope="module")
 def native_port() -> Iterator[str]:
     """The native emulation, to compare answers with; skipped if it cannot be built here."""
-    from pipeline.emulate import EmulationError, emulated_device
+    from pipeline.emulation.emulate import EmulationError, emulated_device
 
     try:
         context = emulated_device("native")

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import oracle, reference, tflite_model
+from pipeline.int8 import oracle
+from pipeline.int8 import reference
+from pipeline.int8 import tflite_model
 import trained
 
 needs_tflm = pytest.mark.skipif(not oracle.tflm_available(), reason="tflite-micro wheel missing (Linux x86_64 only)")
@@ -60,7 +62,7 @@ def test_random_models_bit_exact(inputs, hidden, outputs, activation, per_channe
 
 def test_unsupported_op_is_named():
     import keras
-    from pipeline import quantize
+    from pipeline.model import quantize
     model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
     parsed = tflite_model.read(quantize.convert(model, (-1.0, 1.0)))
     with pytest.raises(reference.UnsupportedModelError, match=r"TANH.*TFLM engine"):
@@ -87,7 +89,9 @@ def test_runtime_and_board_multipliers_on_a_model_where_they_round_apart():
     """A trained 16x16 sine model whose per-tensor multipliers round differently when the scales
     are multiplied in float (the board's TFLM, Chirale 2.0.0) or in double (the runtime): the
     reference follows the runtime bit for bit, and the build refuses the model for the TFLM engine."""
-    from pipeline import data, quantize, train
+    from pipeline.model import data
+    from pipeline.model import quantize
+    from pipeline.model import train
     rng = np.random.default_rng(1)
     x = rng.uniform(0, 2 * np.pi, 1000)
     y = np.sin(x) + rng.normal(0, 0.1, 1000)

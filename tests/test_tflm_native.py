@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import deployed
-from pipeline.emulate import emulated_device
-from pipeline.serial_client import Device
-from pipeline.verify import verify
+from pipeline.device import deployed
+from pipeline.emulation.emulate import emulated_device
+from pipeline.device.serial_client import Device
+from pipeline.device.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import keras
 
-from pipeline import data, explain, train
+from pipeline.model import data
+from pipeline.model import explain
+from pipeline.model import train
 
 
 def test_compiled_steps_give_model_fit_weights():
@@ -115,7 +117,9 @@ def test_larger_models_print_a_summary_and_the_lesson_s_print_everything():
 
 
 def test_report_size_follows_the_model_not_the_data():
-    from pipeline import quantize, report, tflite_model
+    from pipeline.model import quantize
+    from pipeline.emit import report
+    from pipeline.int8 import tflite_model
     d = _sine(50_000)
     model = train.train(d, train.TrainConfig(epochs=20)).model
     tfl = tflite_model.read(quantize.convert(model, d.default_range))
@@ -128,7 +132,7 @@ def test_report_size_follows_the_model_not_the_data():
 
 
 def test_fit_picture_spans_the_data_and_the_range_and_the_seed_s_question():
-    from pipeline import report
+    from pipeline.emit import report
     csv = {"quantization": {"input_range": [0.04, 6.3]}, "lesson": None}
     left, right = report._x_limits(csv, np.array([[0.5], [6.0]]))
     assert left == pytest.approx(0.04 - 0.04 * 6.26) and right == pytest.approx(6.3 + 0.04 * 6.26)

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import pytest
 
-from pipeline import cmake_build
+from pipeline.emulation import cmake_build
 
 FUZZ_PACKAGES = "clang libclang-rt-14-dev cmake make"
 

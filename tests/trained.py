@@ -8,8 +8,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from pipeline import data, quantize, tflite_model, train
-from pipeline.data import Dataset
+from pipeline.model import data
+from pipeline.model import quantize
+from pipeline.int8 import tflite_model
+from pipeline.model import train
+from pipeline.model.data import Dataset
 
 
 @functools.cache

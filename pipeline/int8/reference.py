@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.tflite_model import Operator, TfliteModel
+from pipeline.int8.tflite_model import Operator, TfliteModel
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SUPPORTED_OPS = ("FULLY_CONNECTED",)

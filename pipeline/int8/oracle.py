@@ -5,7 +5,8 @@ import re
 
 import numpy as np
 
-from pipeline import reference, tflite_model
+from pipeline.int8 import reference
+from pipeline.int8 import tflite_model
 from pipeline.capture import fd_output
 
 try:

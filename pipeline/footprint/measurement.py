@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pipeline import qemu
+from pipeline.emulation import qemu
 
 BENCH_N1 = 1000
 BENCH_N2 = 101000
@@ -547,6 +547,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"({time.monotonic() - started:.1f} s)")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

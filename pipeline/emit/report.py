@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import quant, reference
-from pipeline.data import Dataset, sample_rows
-from pipeline.explain import FULL_PRINT_PARAMETERS
-from pipeline.tflite_model import TfliteModel
+from pipeline.int8 import quant
+from pipeline.int8 import reference
+from pipeline.model.data import Dataset, sample_rows
+from pipeline.model.explain import FULL_PRINT_PARAMETERS
+from pipeline.int8.tflite_model import TfliteModel
 
 SAMPLE_ROWS = 200
 """Training rows listed in report.json with their float and int8 answers: the report's size

@@ -17,9 +17,9 @@ Python API::
 
 Command line::
 
-    python -m pipeline.qemu build                 # prints the ELF path
-    python -m pipeline.qemu run [--icount] [ELF]  # prints the port first, serves until Ctrl-C
-    python -m pipeline.qemu command [--icount] [ELF]
+    python -m pipeline.emulation.qemu build                 # prints the ELF path
+    python -m pipeline.emulation.qemu run [--icount] [ELF]  # prints the port first, serves until Ctrl-C
+    python -m pipeline.emulation.qemu command [--icount] [ELF]
 
 How the serial port is made: QEMU's UART0 is on its stdin/stdout (-serial stdio), and
 `run` (which start() launches) relays it to a pseudo-terminal of its own, as the native
@@ -44,7 +44,7 @@ import sys
 if __name__ == "__main__" and not __package__:  # run as a script (serve_command): the
     import os.path  # repo, not pipeline/, goes first on the path, so siblings never shadow
 
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 import contextlib
@@ -60,14 +60,13 @@ import tty
 from pathlib import Path
 from typing import IO, Iterator, Sequence
 
-from pipeline import cmake_build
+from pipeline.emulation import cmake_build
+from pipeline.paths import BUILD_ROOT, FIRMWARE_DIR, MODEL_DIR
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FIRMWARE_DIR = REPO_ROOT / "firmware"
 SOURCE_DIR = FIRMWARE_DIR / "platform" / "qemu"
 TOOLCHAIN_FILE = SOURCE_DIR / "toolchain-arm.cmake"
-DEFAULT_MODEL_DIR = FIRMWARE_DIR / "model"
-BUILD_DIR = REPO_ROOT / "build" / "qemu"
+DEFAULT_MODEL_DIR = MODEL_DIR
+BUILD_DIR = BUILD_ROOT / "qemu"
 
 DEBIAN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 TFLM_PACKAGE = "libstdc++-arm-none-eabi-newlib"
@@ -416,7 +415,7 @@ def run(elf: Path, icount: bool = False, timeout: float = STARTUP_TIMEOUT, out: 
         raise QemuError(problem)
     elf = Path(elf)
     if not elf.is_file():
-        raise QemuError(f"{elf}: no such firmware image (build it: python -m pipeline.qemu build)")
+        raise QemuError(f"{elf}: no such firmware image (build it: python -m pipeline.emulation.qemu build)")
     out = out or sys.stdout
 
     def on_signal(signum: int, frame: object) -> None:
@@ -467,7 +466,7 @@ def start(elf: Path | None = None, *, icount: bool = False,
                                    stdout=subprocess.PIPE, preexec_fn=_preexec())
     except OSError as error:
         raise QemuError(f"cannot start {sys.executable}: {error.strerror}") from error
-    from pipeline.emulate import EmulationError, read_port_line  # emulate imports this module
+    from pipeline.emulation.emulate import EmulationError, read_port_line  # emulate imports this module
     try:
         try:
             port = read_port_line(process, timeout + 5.0, "the QEMU emulator")
@@ -533,7 +532,7 @@ def _as_emulation_error(error: QemuError) -> Exception:
     """pipeline.emulate's own error type, which its callers catch (imported late: emulate
     may import this module)."""
     try:
-        from pipeline.emulate import EmulationError
+        from pipeline.emulation.emulate import EmulationError
     except ImportError:
         return error
     return EmulationError(str(error))
@@ -563,7 +562,7 @@ class QemuTarget:
         build_dir = getattr(options, "build_dir", None)
         model_dir = getattr(options, "model_dir", None)
         if build_dir is None:
-            from pipeline.emulate import model_suffix  # emulate imports this module
+            from pipeline.emulation.emulate import model_suffix  # emulate imports this module
             build_dir = BUILD_DIR.parent / f"qemu{'-tflm' if tflm_root else ''}{model_suffix(model_dir)}"
         elf = build(build_dir, image=image, tflm_root=tflm_root, model_dir=model_dir,
                     verbose=getattr(options, "verbose", False))
@@ -573,7 +572,7 @@ class QemuTarget:
         return serve_command(elf)
 
     def read_port(self, process: subprocess.Popen[bytes], timeout: float) -> str:
-        from pipeline.emulate import read_port_line  # emulate imports this module
+        from pipeline.emulation.emulate import read_port_line  # emulate imports this module
         return read_port_line(process, timeout, "the QEMU emulator")
 
 
@@ -582,7 +581,7 @@ class QemuTarget:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.qemu",
+        prog="python -m pipeline.emulation.qemu",
         description="Build the firmware for an emulated Cortex-M4 (qemu-system-arm -M mps2-an386) and run it "
                     "behind a pseudo-terminal.")
     sub = parser.add_subparsers(dest="action", required=True)

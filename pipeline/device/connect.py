@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline.deployed import MODEL_DIR
-from pipeline.emulate import TARGETS as EMULATION_TARGETS, add_tflm_argument, emulated_device
-from pipeline.serial_client import DEFAULT_TIMEOUT, DeviceError, find_nano33ble
+from pipeline.paths import MODEL_DIR
+from pipeline.emulation.emulate import TARGETS as EMULATION_TARGETS, add_tflm_argument, emulated_device
+from pipeline.device.serial_client import DEFAULT_TIMEOUT, DeviceError, find_nano33ble
 
 
 class StaleFirmware(DeviceError):

@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import quant
+from pipeline.int8 import quant
+from pipeline.paths import MODEL_DIR
 
-ROOT = Path(__file__).resolve().parent.parent
-MODEL_DIR = ROOT / "firmware" / "model"
 
 
 class DeployedModelError(RuntimeError):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import keras
 
-from pipeline.data import LESSON_X
+from pipeline.model.data import LESSON_X
 
 FULL_PRINT_PARAMETERS = 32
 """Models up to this many weights and biases print them all (the lesson's neuron has 2, its

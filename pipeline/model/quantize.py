@@ -9,9 +9,9 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from pipeline import reference
+from pipeline.int8 import reference
 from pipeline.capture import fd_output
-from pipeline.tflite_model import TfliteModel
+from pipeline.int8.tflite_model import TfliteModel
 
 CALIBRATION_SAMPLES = 256
 

@@ -7,9 +7,12 @@ from typing import Any, Sequence
 import numpy as np
 import keras
 
-from pipeline import metrics, oracle, quant, reference
-from pipeline.data import LESSON_X, SEED_XS, Dataset
-from pipeline.tflite_model import TfliteModel
+from pipeline.int8 import metrics
+from pipeline.int8 import oracle
+from pipeline.int8 import quant
+from pipeline.int8 import reference
+from pipeline.model.data import LESSON_X, SEED_XS, Dataset
+from pipeline.int8.tflite_model import TfliteModel
 
 DEFAULT_TOLERANCE_LSB = 4.0
 """One Dense layer: input and output rounding cost about one output step each, twice that allowed."""

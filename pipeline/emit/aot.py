@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.reference import FullyConnected
+from pipeline.int8.reference import FullyConnected
 
 _KERNEL = """\
 static int32_t rounding_high_mul(int32_t a, int32_t b) {

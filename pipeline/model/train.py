@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from pipeline.data import BATCH_ROWS, Dataset
+from pipeline.model.data import BATCH_ROWS, Dataset
 
 ACTIVATIONS = ("linear", "relu", "relu6")
 """Activations that int8 TFLM fuses into FULLY_CONNECTED, so both engines compute them."""

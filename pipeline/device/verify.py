@@ -1,0 +1,194 @@
+"""Prove the device computes what Python computes: int8 bit for bit, floats within tolerance.
+
+The int8 oracle is TFLM's own runtime (reference kernels) on the same flatbuffer, so
+any mismatch is the device's, not a modelling difference. Float queries are sent as a
+person types them, to check the device's own quantize/print path against `q`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.device import connect
+from pipeline.device import deployed
+from pipeline.int8 import metrics
+from pipeline.int8 import oracle
+from pipeline.device.deployed import DeployedModel
+from pipeline.device.serial_client import Device, Identity
+
+PRINT_HALF_STEP = 0.5e-4  # the device prints 4 fractional digits
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class VerifyResult:
+    """Everything verify measured; `ok` is the verdict."""
+
+    identity: Identity
+    oracle: str
+    rows: int
+    mismatches: int
+    device_vs_float: dict[str, float]
+    oracle_vs_float: dict[str, float]
+    checks: list[Check] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    judged: int = 0
+    """Sweep rows inside the calibrated range: the float figures and the tolerance are over these."""
+
+    @property
+    def passed(self) -> int:
+        return sum(c.passed for c in self.checks)
+
+    @property
+    def failed(self) -> int:
+        return sum(not c.passed for c in self.checks)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+def float_queries(model: DeployedModel) -> np.ndarray:
+    """Inputs a person would type: the build's probes (model.json), plus the calibrated range's
+    ends and one input past it, to see `clipped` appear exactly where the range ends."""
+    lo, hi = model.input_range
+    beyond = hi + max(1.0, (hi - lo) / 4)
+    if model.inputs == 1:
+        xs = [*model.probes[:, 0].tolist(), lo, hi, beyond]
+        return np.array(sorted(set(xs)), dtype=np.float64).reshape(-1, 1)
+    rows = [*model.probes, *(np.full(model.inputs, v) for v in (lo, hi))]
+    over = np.full(model.inputs, (lo + hi) / 2)
+    over[0] = beyond
+    unique: list[list[float]] = []
+    for row in [*rows, over]:
+        if list(row) not in unique:
+            unique.append(list(row))
+    return np.array(unique, dtype=np.float64)
+
+
+def _printed_equal(printed: float, exact: float) -> bool:
+    """Equal to the device's printed precision: 4 fractional digits, or 5 significant in e-form."""
+    slack = abs(exact) * 1e-6  # float32 product vs its float64 re-computation here
+    if abs(exact) >= 1e9:
+        return abs(printed - exact) <= abs(exact) * PRINT_HALF_STEP + slack
+    return abs(printed - exact) <= PRINT_HALF_STEP + slack
+
+
+def _identity_checks(identity: Identity, model: DeployedModel, allow_stale: bool) -> tuple[list[Check], list[str]]:
+    checks, warnings = [], []
+    same_id = identity.model == model.id
+    if same_id or not allow_stale:
+        checks.append(Check("model id", same_id, f"device {identity.model}, local build {model.id}"))
+    else:
+        warnings.append(f"stale firmware allowed: device runs {identity.model}, local build is {model.id}")
+    checks.append(Check("shape", (identity.inputs, identity.outputs) == (model.inputs, model.outputs),
+                        f"device {identity.inputs} in / {identity.outputs} out, "
+                        f"model.json {model.inputs} / {model.outputs}"))
+    q_in, q_out = model.meta["input"], model.meta["output"]
+    lo, hi = model.input_range
+    same_quant = (math.isclose(identity.in_scale, q_in["scale"], rel_tol=1e-5)
+                  and math.isclose(identity.out_scale, q_out["scale"], rel_tol=1e-5)
+                  and identity.in_zp == q_in["zero_point"] and identity.out_zp == q_out["zero_point"]
+                  and all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-4)
+                          for a, b in zip(identity.input_range, (lo, hi))))
+    checks.append(Check("quantization", same_quant,
+                        f"device in {identity.in_scale:g}/{identity.in_zp} out {identity.out_scale:g}/"
+                        f"{identity.out_zp} range {identity.input_range[0]:g}:{identity.input_range[1]:g}"))
+    return checks, warnings
+
+
+def _float_query_check(device: Device, model: DeployedModel, x: np.ndarray) -> Check:
+    """The float path equals `q` on the host-quantized codes, and `clipped` is right."""
+    label = ",".join(f"{v:g}" for v in x)
+    answer = device.predict([float(v) for v in x])
+    codes = model.quantize(x.astype(np.float32))
+    q_out = np.array(device.predict_codes([int(c) for c in codes]), dtype=np.int8)
+    exact = model.dequantize(q_out).astype(np.float64)
+    should_clip = not bool(model.inside(x)[0])
+    same = len(answer.values) == len(exact) and all(map(_printed_equal, answer.values, exact))
+    ok = same and answer.clipped == should_clip
+    shown = " ".join(f"{v:.4f}" for v in exact)
+    return Check(f"float x={label}", ok,
+                 f"device '{answer.text}', q {' '.join(map(str, q_out))} -> {shown}"
+                 f"{' clipped' if should_clip else ''}")
+
+
+def verify(device: Device, model: DeployedModel, allow_stale: bool = False) -> VerifyResult:
+    """Runs every check against an open device; raises only on communication errors."""
+    identity = device.identify()
+    checks, warnings = _identity_checks(identity, model, allow_stale)
+    codes, expected_float = model.sweep
+    got = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8).reshape(len(codes), -1)
+    want, oracle_name = oracle.int8_outputs(model.tflite, codes)
+    want = np.asarray(want, dtype=np.int8).reshape(len(codes), -1)
+    if got.shape != want.shape:
+        raise ValueError(f"device gave {got.shape[1]} outputs per row, the model has {want.shape[1]}")
+    mismatches = int(np.count_nonzero(np.any(got != want, axis=1)))
+    checks.append(Check(f"int8 vs {oracle_name}", mismatches == 0,
+                        f"{mismatches} of {len(codes)} rows differ"))
+    inside = model.inside(model.input_values(codes))
+    device_vs_float = metrics.compare(expected_float[inside], model.dequantize(got[inside]), model.output_scale)
+    oracle_vs_float = metrics.compare(expected_float[inside], model.dequantize(want[inside]), model.output_scale)
+    tolerance = float(model.meta["tolerance"]["max_lsb"])
+    checks.append(Check("float tolerance", device_vs_float["max_lsb"] <= tolerance,
+                        f"max {device_vs_float['max_lsb']:.2f} LSB over the {int(inside.sum())} rows inside the "
+                        f"calibrated range, tolerance {tolerance:g} LSB"))
+    checks.extend(_float_query_check(device, model, x) for x in float_queries(model))
+    return VerifyResult(identity, oracle_name, len(codes), mismatches, device_vs_float,
+                        oracle_vs_float, checks, warnings, int(inside.sum()))
+
+
+def report(result: VerifyResult, port: str) -> str:
+    """The table a person reads; the last line is exactly `N passed, N failed`."""
+    i = result.identity
+    lines = [f"device   {port}: model {i.model}, engine {i.engine}, arena {i.arena} B",
+             f"sweep    {result.rows} rows, int8 oracle: {result.oracle}; vs float: the {result.judged} rows "
+             "inside the calibrated range", ""]
+    lines.append(f"{'':18}{'MAE':>10}{'RMSE':>10}{'max abs':>10}{'max LSB':>9}{'L2 rel':>10}{'cosine':>11}")
+    for name, m in (("device vs float", result.device_vs_float), (f"{result.oracle} vs float", result.oracle_vs_float)):
+        lines.append(f"{name:18}{m['mae']:10.4g}{m['rmse']:10.4g}{m['max_abs']:10.4g}"
+                     f"{m['max_lsb']:9.2f}{m['l2_relative']:10.3g}{m['cosine']:11.7f}")
+    lines.append(f"int8 mismatches vs {result.oracle}: {result.mismatches} of {result.rows} rows")
+    lines.append("")
+    lines.extend(f"warning  {w}" for w in result.warnings)
+    lines.extend(f"{'PASS' if c.passed else 'FAIL'}     {c.name}: {c.detail}" for c in result.checks)
+    lines.append(f"{result.passed} passed, {result.failed} failed")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.verify",
+        description="Check the device against Python: its int8 answers to model.json's sweep must "
+                    "equal the oracle's bit for bit (TFLM's runtime on model.tflite; the integer "
+                    "reference where the tflite-micro wheel is missing), their values inside the "
+                    "calibrated range must lie within model.json's tolerance of the Keras float model, "
+                    "and float queries typed as a person would (model.json's probes, the range's ends "
+                    "and one input past it) must equal the q answers to the printed precision. "
+                    "Prints a metrics table and ends with 'N passed, N failed'.",
+        epilog="Exit status: 0 when every check passes, 1 when one fails or on any error "
+               "(one line on stderr), 2 on bad usage.")
+    connect.add_device_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    model = deployed.load(args.model_dir)
+    with connect.device_port(args) as port, Device(port, timeout=args.timeout) as device:
+        connect.check_fresh(device.identify().model, model.id, args.allow_stale)
+        result = verify(device, model, allow_stale=args.allow_stale)
+    print(report(result, port))
+    return 0 if result.ok else 1
+
