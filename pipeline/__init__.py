@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 _interrupts: list[bool] = []
+_installed: list[bool] = []
 
 
 def interrupted() -> bool:
@@ -12,8 +13,14 @@ def interrupted() -> bool:
     return bool(_interrupts)
 
 
-def _interrupt_policy() -> None:
-    """For `python -m pipeline.X` (this package is imported first, while sys.argv[0] is "-m"):
+def is_command() -> bool:
+    """Whether this process is a pipeline command (`python -m pipeline.X`, `tinyml X`)."""
+    return bool(_installed)
+
+
+def install_interrupt_policy() -> None:
+    """For `python -m pipeline.X` (this package is imported first, while sys.argv[0] is "-m")
+    and the `tinyml` console script:
     Ctrl-C anywhere, imports included, ends with the one line `interrupted` on stderr and exit
     status 130. Unhandled, a KeyboardInterrupt prints a traceback and Python then kills itself
     with SIGINT (status -2 to a parent process, not 130); here the hook prints the line and the
@@ -57,6 +64,9 @@ def _interrupt_policy() -> None:
         else:
             previous_unraisable(event)
 
+    if _installed:
+        return
+    _installed.append(True)
     previous, previous_unraisable = sys.excepthook, sys.unraisablehook
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, on_sigint)
@@ -66,4 +76,4 @@ def _interrupt_policy() -> None:
 
 
 if sys.argv[:1] == ["-m"]:
-    _interrupt_policy()
+    install_interrupt_policy()

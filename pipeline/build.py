@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from pipeline import cli
+from pipeline.errors import BadInput
 from pipeline.model import data as data_stage
 from pipeline.emit.files import OutputError, write_all
 from pipeline.paths import MODEL_DIR, ROOT
@@ -21,16 +23,8 @@ MAX_HIDDEN_LAYERS = 8
 SEED_MAX = 2**32 - 1
 
 
-class UsageError(ValueError):
+class UsageError(BadInput, ValueError):
     """Arguments that cannot work together."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse's errors as one line, like every other refusal of the build."""
-
-    def error(self, message: str):
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def _integer(text: str) -> int:
@@ -51,15 +45,15 @@ def _number(text: str) -> float:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = _Parser(
-        prog="python -m pipeline.build",
+    p = cli.parser(
+        "build",
         description="Train a small Keras model on (x, y) data, convert it to a full-integer int8 TFLite model, "
                     "check that the int8 arithmetic matches Python, and emit firmware sources and a report.",
         epilog="CSV format: one row per example, numbers separated by commas; the last --outputs column(s) are the "
                "targets, the columns before them the inputs; an optional first row of column names; blank lines and "
                "lines starting with # are skipped. A number is plain decimal: optional sign, ASCII digits, optional "
                "fraction, optional exponent (-1.5, .5, 2e-3); nothing else (no 1_000, inf, nan or non-ASCII digits). "
-               "Exit status: 0 built, 1 the model failed a check, 2 bad data or arguments.")
+               + cli.EXIT_STATUSES)
     p.add_argument("--data", type=Path, metavar="FILE.csv", help="training data (default: the seed lesson's xs -1..4, y = 2x - 1)")
     p.add_argument("--outputs", type=_integer, default=1, metavar="N", help="number of output columns at the end of each CSV row (default 1)")
     p.add_argument("--model", choices=sorted(MODELS), default="neuron",
@@ -278,26 +272,10 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@cli.command
+def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    say = (lambda *a, **k: None) if args.quiet else print
-    try:
-        build(args, say)
-    except (data_stage.DataError, UsageError, OutputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        import pipeline
-        if pipeline.interrupted():  # an error that Ctrl-C caused: the interrupt policy reports it
-            raise
-        from pipeline.model.check import CheckError
-        from pipeline.model.quantize import QuantizationError
-        from pipeline.int8.reference import UnsupportedModelError
-        from pipeline.model.train import TrainingError
-        if isinstance(exc, (CheckError, QuantizationError, UnsupportedModelError, TrainingError)):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise
+    build(args, (lambda *a, **k: None) if args.quiet else print)
     return 0
 
 

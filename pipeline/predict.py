@@ -1,8 +1,7 @@
 """python -m pipeline.predict: ask a device (or an emulation) for the model's answers."""
 import sys
 
-from pipeline.device import connect
 from pipeline.device.predict import main
 
 if __name__ == "__main__":
-    sys.exit(connect.run_cli(main))
+    sys.exit(main())

@@ -172,10 +172,10 @@ def test_predict_cli_prints_one_line_per_query(device_port: str, model: Deployed
 
 def test_predict_cli_errors_are_one_line(device_port: str, model: DeployedModel) -> None:
     wrong = run_tool("pipeline.predict", "--port", device_port, ",".join(["1"] * (model.inputs + 1)))
-    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert wrong.returncode == 2 and wrong.stdout == ""  # bad arguments
     assert len(wrong.stderr.splitlines()) == 1 and "input" in wrong.stderr
     missing = run_tool("pipeline.predict", "--port", "/dev/no-such-port", "1")
-    assert missing.returncode == 1 and missing.stderr.strip() == "error: /dev/no-such-port: no such serial port"
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: /dev/no-such-port: no such serial port"
 
 
 def test_predict_without_values_answers_each_line(device_port: str, model: DeployedModel) -> None:

@@ -12,16 +12,22 @@ import re
 import sys
 from typing import Iterable, Iterator, Sequence, TextIO
 
+from pipeline import cli
 from pipeline.device import connect
 from pipeline.device import deployed
 from pipeline.device.serial_client import Device, ProtocolError
+from pipeline.errors import BadInput
 
 _LEADING_MINUS_NUMBER = re.compile(r"^-[\d.]")
 
 
+class QueryError(BadInput, ValueError):
+    """A query that the model cannot take as typed."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.predict",
+    parser = cli.parser(
+        "predict",
         description="Send inputs to the device and print one prediction per line: the device's "
                     "answer as it prints it, followed by ' clipped' when an input lies outside the "
                     "calibrated range (the answer is then not trustworthy).",
@@ -29,8 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                "separated by commas, e.g. 1.5,-2 (negative numbers need no '--'). With no X, "
                "predict reads request lines from standard input (a prompt with line editing at a "
                "terminal) and prints each answer as the device sends it: values, q codes, id, help. "
-               "Exit status: 0 on success, 1 on any error (one line on stderr), 2 on bad usage, "
-               "130 interrupted.")
+               f"{cli.EXIT_STATUSES}")
     connect.add_device_arguments(parser)
     parser.add_argument("--codes", action="store_true",
                         help="X are raw int8 input codes (-128..127); print raw int8 output codes "
@@ -54,16 +59,16 @@ def parse_query(text: str, codes: bool) -> list[float] | list[int]:
         try:
             ints = [int(p) for p in parts]
         except ValueError:
-            raise ValueError(f"{shown!r}: codes are integers -128..127") from None
+            raise QueryError(f"{shown!r}: codes are integers -128..127") from None
         if any(not -128 <= c <= 127 for c in ints):
-            raise ValueError(f"{shown!r}: codes are integers -128..127")
+            raise QueryError(f"{shown!r}: codes are integers -128..127")
         return ints
     try:
         floats = [float(p) for p in parts]
     except ValueError:
-        raise ValueError(f"{shown!r} is not a number") from None
+        raise QueryError(f"{shown!r} is not a number") from None
     if not all(math.isfinite(v) for v in floats):
-        raise ValueError(f"{shown!r}: inputs must be finite numbers")
+        raise QueryError(f"{shown!r}: inputs must be finite numbers")
     return floats
 
 
@@ -71,7 +76,7 @@ def check_count(query: Sequence[float], text: str, inputs: int) -> None:
     """The device would answer ERR 4; saying how to write a query is more useful."""
     if len(query) != inputs:
         form = "x" if inputs == 1 else ",".join(f"x{i + 1}" for i in range(inputs))
-        raise ValueError(f"{text.strip()!r}: the model takes {inputs} input(s) per query, as {form}")
+        raise QueryError(f"{text.strip()!r}: the model takes {inputs} input(s) per query, as {form}")
 
 
 def interact(device: Device, lines: Iterable[str], out: TextIO) -> None:
@@ -107,8 +112,9 @@ def _typed_lines() -> Iterator[str]:
             return
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(_protect_negative(sys.argv[1:] if argv is None else argv))
+@cli.command
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(_protect_negative(argv))
     queries = [parse_query(q, args.codes) for q in args.queries]  # typos fail before connecting
     local_id = None if args.allow_stale else deployed.load(args.model_dir).id
     with connect.device_port(args) as port, Device(port, timeout=args.timeout) as device:

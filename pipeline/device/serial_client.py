@@ -16,6 +16,9 @@ from typing import Iterable, Sequence
 import serial
 from serial.tools import list_ports
 
+from pipeline.errors import BAD_INPUT, PipelineError
+from pipeline.int8.description import Interface
+
 PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_WINDOW = 32
@@ -29,16 +32,20 @@ _POLL = 0.05  # pyserial's own read timeout; our deadlines loop over it
 _SETTLE = 0.25  # how long opening waits for stale answers to arrive before discarding them
 
 
-class DeviceError(Exception):
+class DeviceError(PipelineError):
     """Anything that went wrong talking to a device; str() is a one-line explanation."""
 
 
 class PortUnavailable(DeviceError):
     """The port could not be opened (missing, busy, or no permission)."""
 
+    exit_code = BAD_INPUT
+
 
 class NoDeviceFound(DeviceError):
-    """Port discovery found no board, or several and cannot choose."""
+    """Port discovery found no board, or several and cannot choose: --port says which."""
+
+    exit_code = BAD_INPUT
 
 
 class DeviceTimeout(DeviceError):
@@ -64,21 +71,31 @@ class NotOurDevice(DeviceError):
 
 
 @dataclass(frozen=True)
-class Identity:
-    """The device's `id` line: which model and engine it runs, and its quantization."""
+class Identity(Interface):
+    """The device's `id` line: the model's interface as the device reports it (the shared
+    description's fields, compared with it by Interface.agrees), and which model and engine run."""
 
     proto: int
     model: str
     engine: str
-    inputs: int
-    outputs: int
-    in_scale: float
-    in_zp: int
-    out_scale: float
-    out_zp: int
-    input_range: tuple[float, float]
     arena: int
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def in_scale(self) -> float:
+        return self.input_scale
+
+    @property
+    def in_zp(self) -> int:
+        return self.input_zero_point
+
+    @property
+    def out_scale(self) -> float:
+        return self.output_scale
+
+    @property
+    def out_zp(self) -> int:
+        return self.output_zero_point
 
     @classmethod
     def parse(cls, line: str) -> "Identity":
@@ -99,8 +116,8 @@ class Identity:
             known = dict(
                 proto=int(pairs.pop("proto")), model=pairs.pop("model"), engine=pairs.pop("engine"),
                 inputs=int(pairs.pop("inputs")), outputs=int(pairs.pop("outputs")),
-                in_scale=float(pairs.pop("in_scale")), in_zp=int(pairs.pop("in_zp")),
-                out_scale=float(pairs.pop("out_scale")), out_zp=int(pairs.pop("out_zp")),
+                input_scale=float(pairs.pop("in_scale")), input_zero_point=int(pairs.pop("in_zp")),
+                output_scale=float(pairs.pop("out_scale")), output_zero_point=int(pairs.pop("out_zp")),
                 input_range=(float(lo), float(hi)), arena=int(pairs.pop("arena")))
         except KeyError as missing:
             raise ValueError(f"id line lacks {missing.args[0]}=") from None

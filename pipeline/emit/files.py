@@ -35,6 +35,8 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from pipeline.errors import BadInput
+
 RENAME_EXCHANGE = 2
 AT_FDCWD = -100
 _SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276}
@@ -42,7 +44,7 @@ _SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276}
 _OLD_TEMP = re.compile(r"^\..+\.[^.]+\.tmp$")
 
 
-class OutputError(OSError):
+class OutputError(BadInput, OSError):
     """An output folder cannot be written."""
 
 

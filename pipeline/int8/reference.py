@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.errors import PipelineError
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SUPPORTED_OPS = ("FULLY_CONNECTED",)
 SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(PipelineError, ValueError):
     """The model holds something the integer reference (and so the AOT engine) does not compute."""
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import tflite
 
+from pipeline.errors import BadInput
 
-class ModelFormatError(ValueError):
+
+class ModelFormatError(BadInput, ValueError):
     """The flatbuffer is not a model this project can read."""
 
 

@@ -13,6 +13,7 @@ from pipeline.int8 import quant
 from pipeline.int8 import reference
 from pipeline.model.data import LESSON_X, SEED_XS, Dataset
 from pipeline.int8.tflite_model import TfliteModel
+from pipeline.errors import PipelineError
 
 DEFAULT_TOLERANCE_LSB = 4.0
 """One Dense layer: input and output rounding cost about one output step each, twice that allowed."""
@@ -28,7 +29,7 @@ Measured on the README's noisy sine: fitted networks leave 0.02 to 0.08 (the noi
 PROBE_QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-class CheckError(ValueError):
+class CheckError(PipelineError, ValueError):
     """The int8 model does not compute what Python computes."""
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import BadInput
+
 SEED_XS = (-1.0, 0.0, 1.0, 2.0, 3.0, 4.0)
 LESSON_X = 10.0
 """The lesson's question, outside its training xs."""
@@ -27,7 +29,7 @@ BATCH_ROWS = 4096
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-class DataError(ValueError):
+class DataError(BadInput, ValueError):
     """Bad data: the message names the file, the line and the problem."""
 
 

@@ -12,11 +12,12 @@ import keras
 from pipeline.int8 import reference
 from pipeline.capture import fd_output
 from pipeline.int8.tflite_model import TfliteModel
+from pipeline.errors import PipelineError
 
 CALIBRATION_SAMPLES = 256
 
 
-class QuantizationError(ValueError):
+class QuantizationError(PipelineError, ValueError):
     """The int8 model cannot be used as asked."""
 
 

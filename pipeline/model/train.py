@@ -12,12 +12,13 @@ import tensorflow as tf
 import keras
 
 from pipeline.model.data import BATCH_ROWS, Dataset
+from pipeline.errors import PipelineError
 
 ACTIVATIONS = ("linear", "relu", "relu6")
 """Activations that int8 TFLM fuses into FULLY_CONNECTED, so both engines compute them."""
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PipelineError, RuntimeError):
     """Training did not produce a usable model."""
 
 
