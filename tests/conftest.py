@@ -11,6 +11,30 @@ from pipeline.device.deployed import DeployedModel
 from pipeline.device.serial_client import Device
 
 
+# Each module's tiers, for `pytest -m` (markers registered in pyproject.toml): what a test
+# needs beyond numpy and pyserial, and which take minutes. A module missing here fails the run.
+TIERS = {
+    "test_aot": ("tf",), "test_build": ("tf",), "test_data": ("tf",), "test_train": ("tf",),
+    "test_reference": ("tf",), "test_files": (), "test_error_codes": (), "test_cli": (),
+    "test_pipeline_faults": ("tf", "slow"), "test_interrupts": ("tf", "slow"),
+    "test_without_tensorflow": ("slow",), "test_footprint": ("tf", "qemu", "slow"),
+    "test_client": ("emulation",), "test_docs": ("emulation",), "test_tflm_native": ("emulation",),
+    "test_protocol": ("emulation",), "test_core_unit": ("emulation",), "test_qemu": ("emulation", "qemu"),
+    "test_fuzz": ("fuzz", "slow"),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__ if item.module else ""
+        if module not in TIERS:
+            raise pytest.UsageError(f"{module}.py has no tiers: add it to TIERS in tests/conftest.py")
+        for tier in TIERS[module]:
+            item.add_marker(tier)
+        if "qemu" in item.nodeid.split("::")[-1]:  # a QEMU target or measurement in another module
+            item.add_marker("qemu")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--port", action="store", default=None, metavar="PORT",
                      help="run the device tests against this serial port (a real board) "

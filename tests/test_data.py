@@ -163,6 +163,11 @@ def test_a_file_that_is_not_regular_is_refused_at_once(kind, tmp_path):
                         str(outcome[0]))
 
 
+def test_a_directory_as_data_is_refused(tmp_path, capsys):
+    assert build.main(["--data", str(tmp_path), "--out", str(tmp_path / "m"), "--report-dir", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: is a directory, not a CSV file\n"
+
+
 def test_sample_rows_is_bounded_and_spans_the_data():
     assert data.sample_rows(5, 200).tolist() == [0, 1, 2, 3, 4]
     rows = data.sample_rows(1_000_000, 200)
