@@ -66,19 +66,18 @@ def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
 Progress = Callable[[int, int, float], None]
 
 
-def progress_bar(stream=sys.stderr) -> Progress:
-    """A one-line bar, shown only on a terminal and only once training is seen to take a while."""
+def progress_bar() -> Progress:
+    """Keras' progress bar, shown only on a terminal and only once training is seen to take a while."""
     started = time.perf_counter()
+    bar: list[keras.utils.Progbar] = []
 
     def show(done: int, total: int, loss: float) -> None:
-        elapsed = time.perf_counter() - started
-        if not stream.isatty() or (done < total and elapsed * total / max(done, 1) < 1.0):
-            return
-        filled = int(30 * done / total)
-        stream.write(f"\rtraining [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} loss {loss:.4g} ")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
+        if not bar:
+            elapsed = time.perf_counter() - started
+            if not sys.stdout.isatty() or (done < total and elapsed * total / max(done, 1) < 1.0):
+                return
+            bar.append(keras.utils.Progbar(total, width=30, stateful_metrics=["loss"], unit_name="epoch"))
+        bar[0].update(done, [("loss", loss)], finalize=done == total)
     return show
 
 
