@@ -1,0 +1,123 @@
+"""The deployed model, described once: the build writes it (model.json, model_info.h), host
+tools read it back, and the device's `id` line reports its interface part.
+
+numpy only, so the device side (no TensorFlow) and the emitter share the same fields.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.int8 import quant
+
+ALL_CODES = "all"
+"""model.json's sweep codes for a one-input model: every code -128..127 in order, derived, not listed."""
+
+
+@dataclass(frozen=True)
+class Interface:
+    """What a client must know to talk to the model, and what the device reports in `id`:
+    how many values go in and out, their int8 affine maps, and the calibrated input range."""
+
+    inputs: int
+    outputs: int
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    input_range: tuple[float, float]
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """float inputs -> int8 codes, as the firmware quantizes them."""
+        return quant.quantize(x, self.input_scale, self.input_zero_point)
+
+    def dequantize(self, codes: np.ndarray) -> np.ndarray:
+        """int8 output codes -> the float32 values the device prints."""
+        return quant.dequantize(codes, self.output_scale, self.output_zero_point)
+
+    def input_values(self, codes: np.ndarray) -> np.ndarray:
+        """int8 input codes -> the float inputs they stand for."""
+        return quant.dequantize(codes, self.input_scale, self.input_zero_point)
+
+    def inside(self, x: np.ndarray) -> np.ndarray:
+        """Rows of float inputs inside the calibrated range, compared in float32 as the firmware does."""
+        lo, hi = (np.float32(v) for v in self.input_range)
+        x32 = np.asarray(x, dtype=np.float32).reshape(-1, self.inputs)
+        return np.all((x32 >= lo) & (x32 <= hi), axis=1)
+
+    def same_quantization(self, other: Interface) -> bool:
+        """Same affine maps and range, allowing for the device printing scales and range as float32."""
+        return (math.isclose(self.input_scale, other.input_scale, rel_tol=1e-5)
+                and math.isclose(self.output_scale, other.output_scale, rel_tol=1e-5)
+                and (self.input_zero_point, self.output_zero_point) == (other.input_zero_point, other.output_zero_point)
+                and all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-4)
+                        for a, b in zip(self.input_range, other.input_range)))
+
+    def agrees(self, other: Interface) -> bool:
+        """A client built for one can talk to the other: same shape and same quantization."""
+        return (self.inputs, self.outputs) == (other.inputs, other.outputs) and self.same_quantization(other)
+
+
+@dataclass(frozen=True)
+class ModelDescription(Interface):
+    """The interface plus what only the build knows: which flatbuffer, its ops, the TFLM arena
+    it needs and the float tolerance verify judges the device by."""
+
+    name: str
+    sha256: str
+    ops: tuple[str, ...]
+    per_channel: bool
+    arena: int
+    """Bytes of tensor arena the TFLM engine reserves."""
+    arena_measured: int
+    """Bytes TFLM reported using on the host, from which `arena` was sized."""
+    tolerance_lsb: float
+
+    @property
+    def id(self) -> str:
+        """The model id the device reports: the first 12 hex digits of the flatbuffer's SHA-256."""
+        return self.sha256[:12]
+
+    def to_json(self) -> dict[str, Any]:
+        """model.json's description fields, in the file's order."""
+        return {
+            "name": self.name, "sha256": self.sha256, "id": self.id, "inputs": self.inputs, "outputs": self.outputs,
+            "input": {"scale": self.input_scale, "zero_point": self.input_zero_point},
+            "output": {"scale": self.output_scale, "zero_point": self.output_zero_point},
+            "input_range": list(self.input_range), "ops": list(self.ops), "per_channel": self.per_channel,
+            "arena_bytes": self.arena, "arena_measured_bytes": self.arena_measured,
+            "tolerance": {"max_lsb": self.tolerance_lsb},
+        }
+
+    @classmethod
+    def from_json(cls, meta: dict[str, Any]) -> ModelDescription:
+        """Reads to_json's fields back; raises ValueError naming what is missing or inconsistent."""
+        try:
+            lo, hi = meta["input_range"]
+            description = cls(
+                inputs=int(meta["inputs"]), outputs=int(meta["outputs"]),
+                input_scale=float(meta["input"]["scale"]), input_zero_point=int(meta["input"]["zero_point"]),
+                output_scale=float(meta["output"]["scale"]), output_zero_point=int(meta["output"]["zero_point"]),
+                input_range=(float(lo), float(hi)), name=str(meta["name"]), sha256=str(meta["sha256"]),
+                ops=tuple(str(op) for op in meta["ops"]), per_channel=bool(meta["per_channel"]),
+                arena=int(meta["arena_bytes"]), arena_measured=int(meta["arena_measured_bytes"]),
+                tolerance_lsb=float(meta["tolerance"]["max_lsb"]))
+        except KeyError as missing:
+            raise ValueError(f"no {missing.args[0]!r}") from None
+        except (TypeError, ValueError) as bad:
+            raise ValueError(f"malformed description: {bad}") from None
+        if meta.get("id", description.id) != description.id:
+            raise ValueError(f"id {meta['id']} is not the first 12 digits of sha256 {description.sha256}")
+        return description
+
+
+def sweep_codes(codes: str | list[list[int]], inputs: int) -> np.ndarray:
+    """model.json's sweep codes as int8 rows [n, inputs]; ALL_CODES stands for -128..127 of one input."""
+    if codes == ALL_CODES:
+        if inputs != 1:
+            raise ValueError(f'sweep codes "{ALL_CODES}" need a one-input model, not {inputs} inputs')
+        return np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
+    return np.asarray(codes, dtype=np.int8).reshape(-1, inputs)
