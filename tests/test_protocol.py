@@ -25,7 +25,9 @@ import numpy as np
 import pytest
 import serial
 
+from pipeline.device.serial_client import Identity
 from pipeline.emulation import qemu
+from pipeline.int8.description import Interface
 import toolchains
 from rawserial import HELP, ID_RE, Device
 from pipeline.emulation.emulate import emulated_device
@@ -33,16 +35,42 @@ from pipeline.emulation.emulate import emulated_device
 TARGETS = {"native": ("native", False), "native-sanitize": ("native", True), "qemu": ("qemu", False)}
 @dataclass(frozen=True)
 class Model:
-    """The quantization constants the device reports, as float32 like the firmware."""
+    """The model as the device describes it in `id` (the shared Interface), with the firmware's
+    float32 arithmetic, from which the tests predict its answers."""
 
-    inputs: int
-    outputs: int
-    in_scale: np.float32
-    in_zp: int
-    out_scale: np.float32
-    out_zp: int
-    lo: np.float32
-    hi: np.float32
+    interface: Interface
+
+    @property
+    def inputs(self) -> int:
+        return self.interface.inputs
+
+    @property
+    def outputs(self) -> int:
+        return self.interface.outputs
+
+    @property
+    def in_scale(self) -> np.float32:
+        return np.float32(self.interface.input_scale)
+
+    @property
+    def in_zp(self) -> int:
+        return self.interface.input_zero_point
+
+    @property
+    def out_scale(self) -> np.float32:
+        return np.float32(self.interface.output_scale)
+
+    @property
+    def out_zp(self) -> int:
+        return self.interface.output_zero_point
+
+    @property
+    def lo(self) -> np.float32:
+        return np.float32(self.interface.input_range[0])
+
+    @property
+    def hi(self) -> np.float32:
+        return np.float32(self.interface.input_range[1])
 
     def quantize(self, x: float) -> int:
         with np.errstate(over="ignore"):
@@ -90,15 +118,11 @@ def dev(port: str) -> Iterator[Device]:
 def model(port: str) -> Model:
     device = Device(port)
     try:
-        match = ID_RE.fullmatch(device.ask("id"))
+        line = device.ask("id")
     finally:
         device.close()
-    assert match, "id line does not match the spec"
-    g = match.groupdict()
-    return Model(inputs=int(g["inputs"]), outputs=int(g["outputs"]),
-                 in_scale=np.float32(g["in_scale"]), in_zp=int(g["in_zp"]),
-                 out_scale=np.float32(g["out_scale"]), out_zp=int(g["out_zp"]),
-                 lo=np.float32(g["lo"]), hi=np.float32(g["hi"]))
+    assert ID_RE.fullmatch(line), "id line does not match the spec"
+    return Model(Identity.parse(line))
 
 
 def values(model: Model, x: str) -> str:

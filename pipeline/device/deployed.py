@@ -13,73 +13,71 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.int8 import quant
+from pipeline.int8.description import ALL_CODES, ModelDescription, sweep_codes
 from pipeline.paths import MODEL_DIR
-
 
 
 class DeployedModelError(RuntimeError):
     """The emitted model files are missing or disagree with each other."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DeployedModel:
-    meta: dict[str, Any]
+    """The description the build wrote, its flatbuffer, and the inputs verify sends."""
+
+    description: ModelDescription
     tflite: bytes
+    probes: np.ndarray
+    """The float inputs the build printed for this model, [n, inputs]."""
+    sweep_codes: np.ndarray
+    """The check's int8 input codes, [n, inputs]."""
+    sweep_float: np.ndarray
+    """The Keras float outputs for sweep_codes, [n, outputs], as model.json holds them."""
 
     @property
     def id(self) -> str:
-        return str(self.meta["id"])
+        return self.description.id
 
     @property
     def inputs(self) -> int:
-        return int(self.meta["inputs"])
+        return self.description.inputs
 
     @property
     def outputs(self) -> int:
-        return int(self.meta["outputs"])
+        return self.description.outputs
 
     @property
     def input_range(self) -> tuple[float, float]:
-        lo, hi = self.meta["input_range"]
-        return float(lo), float(hi)
-
-    def quantize(self, x: np.ndarray) -> np.ndarray:
-        q = self.meta["input"]
-        return quant.quantize(x, q["scale"], q["zero_point"])
-
-    def dequantize(self, codes: np.ndarray) -> np.ndarray:
-        q = self.meta["output"]
-        return quant.dequantize(codes, q["scale"], q["zero_point"])
+        return self.description.input_range
 
     @property
     def output_scale(self) -> float:
-        return float(self.meta["output"]["scale"])
+        return self.description.output_scale
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        return self.description.quantize(x)
+
+    def dequantize(self, codes: np.ndarray) -> np.ndarray:
+        return self.description.dequantize(codes)
 
     def input_values(self, codes: np.ndarray) -> np.ndarray:
-        """int8 input codes -> the float inputs they stand for."""
-        q = self.meta["input"]
-        return quant.dequantize(codes, q["scale"], q["zero_point"])
+        return self.description.input_values(codes)
 
     def inside(self, x: np.ndarray) -> np.ndarray:
-        """Rows of float inputs inside the calibrated range, compared in float32 as the firmware does."""
-        lo, hi = (np.float32(v) for v in self.input_range)
-        x32 = np.asarray(x, dtype=np.float32).reshape(-1, self.inputs)
-        return np.all((x32 >= lo) & (x32 <= hi), axis=1)
-
-    @property
-    def probes(self) -> np.ndarray:
-        """The float inputs the build printed for this model, [n, inputs]."""
-        return np.asarray(self.meta.get("probes", []), dtype=np.float64).reshape(-1, self.inputs)
+        return self.description.inside(x)
 
     @property
     def sweep(self) -> tuple[np.ndarray, np.ndarray]:
-        """The check sweep: int8 input codes [n, inputs] and Keras float outputs [n, outputs].
-        Codes "all" stand for every code -128..127 of a one-input model, in order."""
-        s = self.meta["sweep"]
-        codes = np.arange(-128, 128) if s["codes"] == "all" else s["codes"]
-        return (np.asarray(codes, dtype=np.int8).reshape(-1, self.inputs),
-                np.asarray(s["float"], dtype=np.float32).reshape(-1, self.outputs))
+        """The check sweep: int8 input codes [n, inputs] and Keras float outputs [n, outputs] in float32."""
+        return self.sweep_codes, self.sweep_float.astype(np.float32)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """model.json's content, for tools that pass it on as JSON."""
+        every = self.inputs == 1 and np.array_equal(self.sweep_codes[:, 0], np.arange(-128, 128))
+        return {**self.description.to_json(), "probes": self.probes.tolist(),
+                "sweep": {"codes": ALL_CODES if every else self.sweep_codes.tolist(),
+                          "float": self.sweep_float.tolist()}}
 
 
 def load(directory: Path = MODEL_DIR) -> DeployedModel:
@@ -92,4 +90,16 @@ def load(directory: Path = MODEL_DIR) -> DeployedModel:
     digest = hashlib.sha256(data).hexdigest()
     if digest != meta.get("sha256"):
         raise DeployedModelError(f"{model_path}: SHA-256 {digest[:12]} differs from model.json's {str(meta.get('sha256'))[:12]}")
-    return DeployedModel(meta, data)
+    try:
+        description = ModelDescription.from_json(meta)
+        sweep = meta["sweep"]
+        codes = sweep_codes(sweep["codes"], description.inputs)
+        outputs = np.asarray(sweep["float"], dtype=np.float64).reshape(-1, description.outputs)
+        probes = np.asarray(meta.get("probes", []), dtype=np.float64).reshape(-1, description.inputs)
+    except KeyError as missing:
+        raise DeployedModelError(f"{meta_path}: no {missing.args[0]!r}") from None
+    except ValueError as bad:
+        raise DeployedModelError(f"{meta_path}: {bad}") from None
+    if len(codes) != len(outputs):
+        raise DeployedModelError(f"{meta_path}: {len(codes)} sweep codes but {len(outputs)} float outputs")
+    return DeployedModel(description, data, probes, codes, outputs)

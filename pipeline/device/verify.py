@@ -7,7 +7,6 @@ person types them, to check the device's own quantize/print path against `q`.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -95,16 +94,10 @@ def _identity_checks(identity: Identity, model: DeployedModel, allow_stale: bool
     checks.append(Check("shape", (identity.inputs, identity.outputs) == (model.inputs, model.outputs),
                         f"device {identity.inputs} in / {identity.outputs} out, "
                         f"model.json {model.inputs} / {model.outputs}"))
-    q_in, q_out = model.meta["input"], model.meta["output"]
-    lo, hi = model.input_range
-    same_quant = (math.isclose(identity.in_scale, q_in["scale"], rel_tol=1e-5)
-                  and math.isclose(identity.out_scale, q_out["scale"], rel_tol=1e-5)
-                  and identity.in_zp == q_in["zero_point"] and identity.out_zp == q_out["zero_point"]
-                  and all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-4)
-                          for a, b in zip(identity.input_range, (lo, hi))))
-    checks.append(Check("quantization", same_quant,
-                        f"device in {identity.in_scale:g}/{identity.in_zp} out {identity.out_scale:g}/"
-                        f"{identity.out_zp} range {identity.input_range[0]:g}:{identity.input_range[1]:g}"))
+    checks.append(Check("quantization", identity.same_quantization(model.description),
+                        f"device in {identity.input_scale:g}/{identity.input_zero_point} out "
+                        f"{identity.output_scale:g}/{identity.output_zero_point} range "
+                        f"{identity.input_range[0]:g}:{identity.input_range[1]:g}"))
     return checks, warnings
 
 
@@ -140,7 +133,7 @@ def verify(device: Device, model: DeployedModel, allow_stale: bool = False) -> V
     inside = model.inside(model.input_values(codes))
     device_vs_float = metrics.compare(expected_float[inside], model.dequantize(got[inside]), model.output_scale)
     oracle_vs_float = metrics.compare(expected_float[inside], model.dequantize(want[inside]), model.output_scale)
-    tolerance = float(model.meta["tolerance"]["max_lsb"])
+    tolerance = model.description.tolerance_lsb
     checks.append(Check("float tolerance", device_vs_float["max_lsb"] <= tolerance,
                         f"max {device_vs_float['max_lsb']:.2f} LSB over the {int(inside.sum())} rows inside the "
                         f"calibrated range, tolerance {tolerance:g} LSB"))
