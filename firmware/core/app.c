@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "decimal.h"
 #include "engine.h"
 
 #define ENGINE_ERROR_MAX 96 /* characters of engine_error() quoted in ERR 7 */
@@ -97,7 +98,7 @@ static void reply_values(app_t *app, const char *pos, const char *end, proto_out
   while (proto_next_field(&pos, end, &field, &flen)) {
     float x;
     count++;
-    if (proto_parse_float(field, flen, &x) != 0) {
+    if (dec_parse_float(field, flen, &x) != 0) {
       put_field_error(o, 3, "bad number at field ", count);
       return;
     }
@@ -115,8 +116,10 @@ static void reply_values(app_t *app, const char *pos, const char *end, proto_out
   }
   for (i = 0; i < MODEL_OUTPUT_COUNT; i++) {
     if (i > 0) proto_put_char(o, ' ');
-    proto_put_scaled(o, (int32_t)app->output[i] - (int32_t)(MODEL_OUTPUT_ZERO_POINT),
-                     MODEL_OUTPUT_SCALE);
+    char text[DEC_TEXT_MAX];
+    dec_format_scaled(text, sizeof text, (int32_t)app->output[i] - (int32_t)(MODEL_OUTPUT_ZERO_POINT),
+                      MODEL_OUTPUT_SCALE);
+    proto_put_str(o, text);
   }
   if (clipped) proto_put_str(o, " clipped");
 }
@@ -151,6 +154,12 @@ static void reply_codes(app_t *app, const char *pos, const char *end, proto_out_
   }
 }
 
+static void put_shortest(proto_out_t *o, float f) {
+  char text[DEC_TEXT_MAX];
+  dec_format_shortest(text, sizeof text, f);
+  proto_put_str(o, text);
+}
+
 /* The quantization fields of `id`, formatted once: they are constants, and each shortest
  * float text costs thousands of instructions (a line of `?` would be the new `bench`). */
 static const char *id_quantization(void) {
@@ -159,17 +168,17 @@ static const char *id_quantization(void) {
   if (text[0] != '\0') return text;
   proto_out_init(&o, text, sizeof text - 1);
   proto_put_str(&o, " in_scale=");
-  proto_put_float_short(&o, MODEL_INPUT_SCALE);
+  put_shortest(&o, MODEL_INPUT_SCALE);
   proto_put_str(&o, " in_zp=");
   proto_put_int(&o, MODEL_INPUT_ZERO_POINT);
   proto_put_str(&o, " out_scale=");
-  proto_put_float_short(&o, MODEL_OUTPUT_SCALE);
+  put_shortest(&o, MODEL_OUTPUT_SCALE);
   proto_put_str(&o, " out_zp=");
   proto_put_int(&o, MODEL_OUTPUT_ZERO_POINT);
   proto_put_str(&o, " range=");
-  proto_put_float_short(&o, MODEL_INPUT_MIN);
+  put_shortest(&o, MODEL_INPUT_MIN);
   proto_put_char(&o, ':');
-  proto_put_float_short(&o, MODEL_INPUT_MAX);
+  put_shortest(&o, MODEL_INPUT_MAX);
   text[o.len] = '\0';
   return text;
 }

@@ -1,6 +1,7 @@
-/* Serial protocol v1 building blocks (docs/protocol.md): line assembly, number parsing
- * and number formatting. Portable C99: no heap, no stdio, no strtof, no printf-float,
- * so the same code behaves identically on the host, in QEMU and on the board. */
+/* Serial protocol v1 building blocks (docs/protocol.md): line assembly, fields, integer
+ * codes and the bounded response text. Decimal numbers (floats) are decimal.h's job.
+ * Portable C99: no heap, no stdio, so the same code behaves identically on the host, in
+ * QEMU and on the board. */
 #ifndef PROTOCOL_H
 #define PROTOCOL_H
 
@@ -53,13 +54,7 @@ int proto_is_separator(char c);
  * *pos past it; 0 when no field is left. */
 int proto_next_field(const char **pos, const char *end, const char **field, size_t *field_len);
 
-/* ---- parsing ------------------------------------------------------------------ */
-
-/* Parses a whole field as a decimal number: [+-] digits [. digits] [(e|E) [+-] digits],
- * with at least one mantissa digit. Rejects nan, inf, hex and magnitudes that do not
- * fit a float (values below the smallest subnormal become 0). Rounded to nearest float
- * via one double rounding. 0 on success. */
-int proto_parse_float(const char *s, size_t n, float *out);
+/* ---- integers ------------------------------------------------------------------ */
 
 /* Parses a whole field as a decimal integer: [+-] digits. Values beyond +-2e9 saturate
  * there (callers range-check anyway). 0 on success. */
@@ -82,19 +77,6 @@ void proto_put_str(proto_out_t *o, const char *s);
 void proto_put_text(proto_out_t *o, const char *s, size_t max);
 void proto_put_int(proto_out_t *o, long v);
 void proto_put_uint(proto_out_t *o, unsigned long v);
-
-/* Appends k * scale as the protocol shows values: up to 4 fractional digits (exact
- * decimal rounding of the exact product, ties to even like printf and Python's
- * format), trailing zeros and point removed, -0 as 0, exponent form (1.2346e+09) for
- * magnitudes of 1e9 or more. k is an int8 code difference (|k| <= 255). */
-void proto_put_scaled(proto_out_t *o, int32_t k, float scale);
-
-/* Appends f in the value format above. */
-void proto_put_fixed4(proto_out_t *o, float f);
-
-/* Appends the shortest decimal text that proto_parse_float reads back as exactly f
- * (like Python's repr of a numpy float32): 0.050980393, 12, 1e-05. */
-void proto_put_float_short(proto_out_t *o, float f);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
-/* libFuzzer differential harness: the core's own number parser and formatters against
- * glibc's correctly rounded strtof and printf. Host-only test code, so stdio is fine.
+/* libFuzzer differential harness for the decimal unit (core/decimal.c): its number
+ * parser and formatters against glibc's correctly rounded strtof and printf. Host-only
+ * test code, so stdio is fine.
  *
  *   build as for fuzz_protocol, target fuzz_numbers
  */
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol.h"
+#include "decimal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,7 +37,7 @@ static int spec_grammar(const char *s, size_t n) {
 static void check_parse(const char *s, size_t n) {
   char buf[300];
   float mine = 0.0f;
-  int rc = proto_parse_float(s, n, &mine);
+  int rc = dec_parse_float(s, n, &mine);
   if (!spec_grammar(s, n)) {
     if (rc == 0) abort(); /* accepted something outside the grammar */
     return;
@@ -55,33 +56,12 @@ static void check_parse(const char *s, size_t n) {
   }
 }
 
-static void check_format(uint32_t bits) {
-  float f;
-  char out[64];
-  char ref[64];
-  proto_out_t o;
-  memcpy(&f, &bits, sizeof f);
-  if (!isfinite(f)) return;
-
-  /* shortest text reads back as exactly f */
-  proto_out_init(&o, out, sizeof out - 1);
-  proto_put_float_short(&o, f);
-  out[o.len] = '\0';
-  {
-    float back = 0.0f;
-    if (proto_parse_float(out, o.len, &back) != 0) abort();
-    if (back != f) abort();
-    if (strtof(out, NULL) != f) abort();
-  }
-
-  /* value format: printf's exact %.4f (or %.4e from 1e9), trimmed, -0 as 0 */
-  proto_out_init(&o, out, sizeof out - 1);
-  proto_put_fixed4(&o, f);
-  out[o.len] = '\0';
-  if (fabsf(f) >= 1e9f) {
+/* The value format by printf: its exact %.4f (or %.4e from 1e9), trimmed, -0 as 0. */
+static void ref_value(double v, char *ref, size_t cap) {
+  if (fabs(v) >= 1e9) {
     char *e;
     char *end;
-    snprintf(ref, sizeof ref, "%.4e", (double)f);
+    snprintf(ref, cap, "%.4e", v);
     e = strchr(ref, 'e');
     end = e;
     while (end[-1] == '0') end--;
@@ -89,12 +69,41 @@ static void check_format(uint32_t bits) {
     memmove(end, e, strlen(e) + 1);
   } else {
     size_t len;
-    snprintf(ref, sizeof ref, "%.4f", (double)f);
+    snprintf(ref, cap, "%.4f", v);
     len = strlen(ref);
     while (ref[len - 1] == '0') ref[--len] = '\0';
     if (ref[len - 1] == '.') ref[--len] = '\0';
     if (strcmp(ref, "-0") == 0) strcpy(ref, "0");
   }
+}
+
+/* k is an int8 code difference, as the device shows outputs: k * f is exact in a double. */
+static void check_format(uint32_t bits, int k) {
+  float f;
+  char out[DEC_TEXT_MAX];
+  char ref[64];
+  size_t len;
+  memcpy(&f, &bits, sizeof f);
+  if (!isfinite(f)) return;
+
+  /* shortest text reads back as exactly f, and fits DEC_TEXT_MAX with room to spare */
+  len = dec_format_shortest(out, sizeof out, f);
+  if (len != strlen(out) || len + 1 >= sizeof out) abort();
+  {
+    float back = 0.0f;
+    if (dec_parse_float(out, len, &back) != 0) abort();
+    if (back != f) abort();
+    if (strtof(out, NULL) != f) abort();
+  }
+
+  len = dec_format_value(out, sizeof out, f);
+  if (len != strlen(out) || len + 1 >= sizeof out) abort();
+  ref_value((double)f, ref, sizeof ref);
+  if (strcmp(out, ref) != 0) abort();
+
+  len = dec_format_scaled(out, sizeof out, k, f);
+  if (len != strlen(out) || len + 1 >= sizeof out) abort();
+  ref_value((double)k * (double)f, ref, sizeof ref);
   if (strcmp(out, ref) != 0) abort();
 }
 
@@ -102,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size >= 4) {
     uint32_t bits;
     memcpy(&bits, data, sizeof bits);
-    check_format(bits);
+    check_format(bits, size >= 6 ? (int)data[4] - (int)data[5] : 1);
   }
   check_parse((const char *)data, size);
   return 0;
