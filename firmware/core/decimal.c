@@ -501,7 +501,8 @@ static void put_value(text_t *o, float f) {
   int neg = 0;
   uint32_t m = 0;
   int e2 = 0;
-  if (put_nonfinite(o, float_parts(f, &neg, &m, &e2), neg)) return;
+  int cls = float_parts(f, &neg, &m, &e2); /* before neg is read: arguments are unsequenced */
+  if (put_nonfinite(o, cls, neg)) return;
   put_dyadic(o, neg, m, e2);
 }
 
