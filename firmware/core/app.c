@@ -5,6 +5,7 @@
 
 #include "decimal.h"
 #include "engine.h"
+#include "errors.h"
 
 #define ENGINE_ERROR_MAX 96 /* characters of engine_error() quoted in ERR 7 */
 
@@ -12,7 +13,7 @@
 #define APP_STR(x) APP_STR_(x)
 
 static const char k_help[] = "help: X1 [X2 ...] | q C1 [C2 ...] | id | bench N | help";
-static const char k_too_long[] = "ERR 2 line too long (max " APP_STR(PROTO_LINE_MAX) " bytes)\r\n";
+static const char k_too_long[] = "line too long (max " APP_STR(PROTO_LINE_MAX) " bytes)";
 static const char k_bench_range[] = "bench N needs 1 <= N <= " APP_STR(APP_BENCH_MAX);
 
 void app_init(app_t *app, app_write_fn write, void *ctx, app_clock_fn micros) {
@@ -32,20 +33,20 @@ static int field_is(const char *f, size_t n, const char *word) {
   return n == w && memcmp(f, word, n) == 0;
 }
 
-static void put_error(proto_out_t *o, int code, const char *reason) {
-  proto_put_str(o, "ERR ");
+static void put_error(proto_out_t *o, proto_err_t code, const char *reason) {
+  proto_put_str(o, PROTO_ERR_PREFIX);
   proto_put_int(o, code);
   proto_put_char(o, ' ');
   proto_put_str(o, reason);
 }
 
-static void put_field_error(proto_out_t *o, int code, const char *reason, size_t field) {
+static void put_field_error(proto_out_t *o, proto_err_t code, const char *reason, size_t field) {
   put_error(o, code, reason);
   proto_put_uint(o, (unsigned long)field);
 }
 
 static void put_count_error(proto_out_t *o, const char *what, size_t got) {
-  put_error(o, 4, "expected ");
+  put_error(o, PROTO_ERR_WRONG_COUNT, "expected ");
   proto_put_uint(o, (unsigned long)MODEL_INPUT_COUNT);
   proto_put_char(o, ' ');
   proto_put_str(o, what);
@@ -55,7 +56,7 @@ static void put_count_error(proto_out_t *o, const char *what, size_t got) {
 
 static void put_engine_error(proto_out_t *o) {
   const char *why = engine_error();
-  put_error(o, 7, "engine: ");
+  put_error(o, PROTO_ERR_ENGINE, "engine: ");
   if (why == NULL || why[0] == '\0') why = "unknown failure";
   proto_put_text(o, why, ENGINE_ERROR_MAX);
 }
@@ -99,7 +100,7 @@ static void reply_values(app_t *app, const char *pos, const char *end, proto_out
     float x;
     count++;
     if (dec_parse_float(field, flen, &x) != 0) {
-      put_field_error(o, 3, "bad number at field ", count);
+      put_field_error(o, PROTO_ERR_BAD_NUMBER, "bad number at field ", count);
       return;
     }
     if (x < MODEL_INPUT_MIN || x > MODEL_INPUT_MAX) clipped = 1;
@@ -133,7 +134,7 @@ static void reply_codes(app_t *app, const char *pos, const char *end, proto_out_
     long v;
     count++;
     if (proto_parse_int(field, flen, &v) != 0 || v < -128 || v > 127) {
-      put_field_error(o, 5, "bad code at field ", count);
+      put_field_error(o, PROTO_ERR_BAD_CODE, "bad code at field ", count);
       return;
     }
     if (count <= MODEL_INPUT_COUNT) app->input[count - 1] = (int8_t)v;
@@ -209,11 +210,11 @@ static void reply_bench(app_t *app, const char *pos, const char *end, proto_out_
   uint32_t t1;
   if (!proto_next_field(&pos, end, &field, &flen) || proto_parse_int(field, flen, &n) != 0 ||
       n < 1 || n > APP_BENCH_MAX || proto_next_field(&pos, end, &field, &flen)) {
-    put_error(o, 8, k_bench_range);
+    put_error(o, PROTO_ERR_BAD_ARGUMENT, k_bench_range);
     return;
   }
   if (app->micros == NULL) {
-    put_error(o, 8, "bench needs a platform clock");
+    put_error(o, PROTO_ERR_BAD_ARGUMENT, "bench needs a platform clock");
     return;
   }
   if (ensure_engine(app, o) != 0) return;
@@ -247,14 +248,14 @@ static void reply_command(app_t *app, const char *pos, const char *end, proto_ou
     const char *extra;
     size_t elen;
     if (proto_next_field(&rest, end, &extra, &elen)) {
-      put_error(o, 8, word[0] == 'h' ? "help takes no arguments" : "id takes no arguments");
+      put_error(o, PROTO_ERR_BAD_ARGUMENT, word[0] == 'h' ? "help takes no arguments" : "id takes no arguments");
     } else if (word[0] == 'h') {
       proto_put_str(o, k_help);
     } else {
       reply_id(app, o);
     }
   } else {
-    put_error(o, 6, "unknown command (try help)");
+    put_error(o, PROTO_ERR_UNKNOWN_COMMAND, "unknown command (try help)");
   }
 }
 
@@ -269,12 +270,22 @@ size_t app_respond(app_t *app, const char *line, size_t len, char *out, size_t c
 
   while (pos != NULL && pos < end && proto_is_separator(*pos)) pos++;
   if (pos == NULL || pos >= end) {
-    put_error(&o, 1, "empty line");
+    put_error(&o, PROTO_ERR_EMPTY_LINE, "empty line");
   } else if (is_letter(*pos) || *pos == '?') {
     reply_command(app, pos, end, &o);
   } else {
     reply_values(app, pos, end, &o);
   }
+  out[o.len++] = '\r';
+  out[o.len++] = '\n';
+  return o.len;
+}
+
+/* The answer to a line that arrived too long: the line itself was never stored. */
+static size_t too_long_answer(char *out, size_t cap) {
+  proto_out_t o;
+  proto_out_init(&o, out, cap - 2); /* cap is APP_RESPONSE_MAX */
+  put_error(&o, PROTO_ERR_LINE_TOO_LONG, k_too_long);
   out[o.len++] = '\r';
   out[o.len++] = '\n';
   return o.len;
@@ -320,7 +331,8 @@ static void send_line(app_t *app, const char *bytes, size_t n) {
  * and updates the echo state; see docs/protocol.md, "Echo". */
 static int drop_as_echo(app_t *app, const char *line, size_t len, int ended_by_cr) {
   int repeat = recently_sent(app, line, len);
-  int err_line = len >= 4 && memcmp(line, "ERR ", 4) == 0;
+  size_t prefix = sizeof PROTO_ERR_PREFIX - 1;
+  int err_line = len >= prefix && memcmp(line, PROTO_ERR_PREFIX, prefix) == 0;
   int after_echo = app->after_echo;
   int lf_repeat = app->lf_repeat;
   app->after_echo = 0;
@@ -351,7 +363,7 @@ void app_feed(app_t *app, const uint8_t *bytes, size_t n) {
     proto_line_event_t ev = proto_line_push(&app->line, bytes[i], &line, &len);
     if (ev == PROTO_LINE_TOO_LONG) {
       app->after_echo = app->lf_repeat = app->lf_echo = 0;
-      send_line(app, k_too_long, sizeof k_too_long - 1);
+      send_line(app, app->response, too_long_answer(app->response, sizeof app->response));
     } else if (ev == PROTO_LINE_READY && !drop_as_echo(app, line, len, app->line.after_cr)) {
       send_line(app, app->response, app_respond(app, line, len, app->response, sizeof app->response));
     }

@@ -11,6 +11,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Iterable, Sequence
 
 import serial
@@ -64,6 +65,20 @@ class ProtocolError(DeviceError):
         self.code = code
         self.reason = reason
         self.line = line
+
+
+class ErrorCode(IntEnum):
+    """The codes of ERR lines (ProtocolError.code), named as firmware/core/errors.h names
+    them; tests/test_error_codes.py keeps this, that table and docs/protocol.md equal."""
+
+    EMPTY_LINE = 1
+    LINE_TOO_LONG = 2
+    BAD_NUMBER = 3
+    WRONG_COUNT = 4
+    BAD_CODE = 5
+    UNKNOWN_COMMAND = 6
+    ENGINE = 7
+    BAD_ARGUMENT = 8
 
 
 class NotOurDevice(DeviceError):
