@@ -1,6 +1,7 @@
 # The TFLM engine for host (and other CMake) builds, from the same library tree that
-# PlatformIO installs for the board. Included by firmware/CMakeLists.txt when TFLM_ROOT
-# is given:
+# PlatformIO installs for the board. Included (through firmware.cmake's
+# tinyml_add_tflm_engine) by firmware/CMakeLists.txt when TFLM_ROOT is given, and by the
+# QEMU build for its TFLM images:
 #
 #   cmake -S firmware -B build -DTFLM_ROOT=$PWD/.pio/libdeps/nano33ble/Chirale_TensorFLowLite
 #   (or TFLM_ROOT=... in the environment)
@@ -44,6 +45,7 @@ else()
   message(FATAL_ERROR "tflm.cmake: no tensorflow/lite/micro/micro_interpreter.h under ${TFLM_ROOT} or ${TFLM_ROOT}/src")
 endif()
 
+include("${CMAKE_CURRENT_LIST_DIR}/firmware.cmake") # TINYML_CXX_WARNINGS; once per directory
 set(_fw "${CMAKE_CURRENT_LIST_DIR}")
 if(NOT DEFINED TFLM_MODEL_DIR)
   set(TFLM_MODEL_DIR "${_fw}/model")
@@ -127,7 +129,8 @@ if(NOT CMAKE_SYSTEM_NAME STREQUAL "Generic")
   set_target_properties(tflm_lib tflm_engine PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endif()
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
-  target_compile_options(tflm_engine PRIVATE -Wall -Wextra $<$<COMPILE_LANGUAGE:CXX>:-fno-rtti -fno-exceptions>)
+  target_compile_options(tflm_engine PRIVATE ${TINYML_CXX_WARNINGS}
+                         $<$<COMPILE_LANGUAGE:CXX>:-fno-rtti -fno-exceptions>)
 endif()
 
 unset(_tflm_sources)
