@@ -1,0 +1,58 @@
+"""The portable core's in-process unit test (firmware/tests/core_test.c), built by CMake
+(target core_test) and run here: request lines in memory through app_feed with the
+test's own engine, every answer compared byte for byte, and the decimal unit's
+exactness cases. Fast: no pty, no emulator. Built with -Werror, and under AddressSanitizer
+and UBSan where the compiler can link them."""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import toolchains
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUPS = ("queries", "errors", "bench", "engine failure", "line editing", "echo",
+          "decimal parse", "decimal format")
+
+_problem = toolchains.native_problem()
+pytestmark = pytest.mark.skipif(_problem is not None, reason=_problem or "")
+
+
+@pytest.fixture(scope="module")
+def core_test() -> Path:
+    build = ROOT / "build" / "core-test"
+    sanitize = "ON" if toolchains.sanitize_problem() is None else "OFF"
+    toolchains.cmake(["-S", str(ROOT / "firmware"), "-B", str(build), "-DWERROR=ON", f"-DSANITIZE={sanitize}",
+                      "-DTFLM_ROOT=", "-DFUZZ=OFF"], "configuring the core test")
+    toolchains.cmake(["--build", str(build), "--target", "core_test"], "building the core test")
+    return build / "core_test"
+
+
+def run(program: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(program), *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_every_check_passes(core_test: Path) -> None:
+    done = run(core_test)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:-1] == [f"ok {group}" for group in GROUPS], done.stdout
+    summary = re.fullmatch(r"core_test: (\d+) checks, 0 failed", lines[-1])
+    assert summary and int(summary.group(1)) >= 250, lines[-1]
+
+
+def test_a_wrong_expected_answer_fails(core_test: Path) -> None:
+    """--fail-one adds one check that expects 0.7 0.6 where the device answers 0.7 0.5."""
+    done = run(core_test, "--fail-one")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert 'got  "0.7 0.5\\r\\n"\n  want "0.7 0.6\\r\\n"' in done.stdout, done.stdout
+    assert "FAILED wrong expectation" in done.stdout
+    assert done.stdout.splitlines()[-1].endswith(" checks, 1 failed")
+
+
+def test_unknown_arguments_are_refused(core_test: Path) -> None:
+    done = run(core_test, "--no-such-flag")
+    assert done.returncode == 2 and "usage:" in done.stderr
