@@ -1,4 +1,5 @@
-"""The emitted AOT C engine, compiled with the host's C compiler, against TFLM bit for bit."""
+"""The AOT engine (firmware/engines/engine_aot.c) over each model's emitted tables, compiled with
+the host's C compiler and the firmware's warnings as errors, against TFLM bit for bit."""
 from __future__ import annotations
 
 import shutil
@@ -15,16 +16,22 @@ from pipeline.int8 import tflite_model
 import trained
 
 CC = shutil.which("cc") or shutil.which("gcc")
+FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes",
+            "-Wcast-qual", "-Wformat=2", "-Werror"]
+"""firmware/CMakeLists.txt's TINYML_WARNINGS, as errors."""
 
 HARNESS = r"""
 #include <stdio.h>
-#include "model_aot.h"
+#include "engine.h"
+#include "model_info.h"
 int main(void) {
   int8_t in[MODEL_INPUT_COUNT], out[MODEL_OUTPUT_COUNT];
   int v;
+  if (engine_init() != 0) return 1;
   for (;;) {
     for (int i = 0; i < MODEL_INPUT_COUNT; ++i) { if (scanf("%d", &v) != 1) return 0; in[i] = (int8_t)v; }
-    model_aot_invoke(in, out);
+    if (engine_invoke(in, out) != 0) return 1;
     for (int o = 0; o < MODEL_OUTPUT_COUNT; ++o) printf("%d%c", out[o], o + 1 < MODEL_OUTPUT_COUNT ? ' ' : '\n');
   }
 }
@@ -38,9 +45,11 @@ def run_aot(model: bytes, codes: np.ndarray, folder: Path) -> np.ndarray:
         (folder / name).write_bytes(content)
     (folder / "harness.c").write_text(HARNESS)
     exe = folder / "aot"
-    subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fsanitize=undefined",
-                    "-fno-sanitize-recover", "-I", str(folder), str(folder / "model_aot.c"), str(folder / "harness.c"),
-                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    built = subprocess.run([CC, "-std=c99", "-O2", *WARNINGS, "-fsanitize=undefined", "-fno-sanitize-recover",
+                            "-I", str(folder), "-I", str(FIRMWARE / "core"), str(FIRMWARE / "engines" / "engine_aot.c"),
+                            str(folder / "model_aot.c"), str(folder / "harness.c"), "-o", str(exe)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
     text = "\n".join(" ".join(str(int(c)) for c in row) for row in codes) + "\n"
     out = subprocess.run([str(exe)], input=text, capture_output=True, text=True, check=True).stdout
     return np.array([[int(v) for v in line.split()] for line in out.splitlines()], dtype=np.int8)
