@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import math
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -17,6 +16,7 @@ from typing import Iterable, Sequence
 import serial
 from serial.tools import list_ports
 
+from pipeline.deadline import Deadline
 from pipeline.errors import BAD_INPUT, PipelineError
 from pipeline.int8.description import Interface
 
@@ -243,23 +243,23 @@ class Device:
     def _read_line(self, timeout: float | None = None) -> str:
         """One response line without its line ending, within timeout (default: the device's)."""
         wait = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + wait
+        deadline = Deadline(wait)
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:
                 raw = bytes(self._buffer[:end])
                 del self._buffer[:end + 1]
                 return raw.decode("ascii", errors="replace").rstrip("\r")
-            if time.monotonic() >= deadline:
+            if deadline.expired():
                 raise DeviceTimeout(f"{self.port}: no answer within {wait:g} s")
             self._fill()
 
     def _drain(self) -> None:
         """Sends a newline and discards all answers that arrive until the line goes quiet."""
         self._write("\n")
-        end = time.monotonic() + min(_SETTLE, self.timeout)
+        settle = Deadline(min(_SETTLE, self.timeout))
         seen_line = False
-        while time.monotonic() < end:
+        while not settle.expired():
             got = self._fill()
             seen_line = seen_line or b"\n" in self._buffer
             if seen_line and not got:
@@ -297,9 +297,9 @@ class Device:
         """Asks `id`; skips stale lines before the answer. NotOurDevice if none comes in time."""
         try:
             self._write("id\n")
-            deadline = time.monotonic() + self.timeout
+            deadline = Deadline(self.timeout)
             while True:
-                line = self._read_line(max(0.0, deadline - time.monotonic()))
+                line = self._read_line(deadline.remaining())
                 if line.startswith("id ") or line == "id":
                     break
         except DeviceTimeout as error:
