@@ -10,6 +10,8 @@ import time
 
 import serial
 
+from pipeline.deadline import Deadline
+
 TIMEOUT = 10.0
 HELP = "help: X1 [X2 ...] | q C1 [C2 ...] | id | bench N | help"
 ID_RE = re.compile(
@@ -41,13 +43,12 @@ class Device:
 
     def read_lines(self, count: int, timeout: float) -> list[str]:
         """count CRLF lines, read in bulk (pyserial's readline reads byte by byte)."""
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         data = b""
         crlf = b"\r\n"
         while data.count(crlf) < count:
-            left = deadline - time.monotonic()
-            assert left > 0, f"only {data.count(crlf)} of {count} lines within {timeout} s"
-            self.serial.timeout = min(left, 0.5)
+            assert not deadline.expired(), f"only {data.count(crlf)} of {count} lines within {timeout} s"
+            self.serial.timeout = min(deadline.remaining(), 0.5)
             data += self.serial.read(max(1, self.serial.in_waiting))
         self.serial.timeout = TIMEOUT
         lines = data.split(b"\r\n")
