@@ -71,6 +71,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from pipeline.device import deployed
+from pipeline.device.serial_client import Device, DeviceError
 from pipeline.emulation import qemu
 
 BENCH_N1 = 1000
@@ -270,46 +272,36 @@ ENGINES = {
 # ---- measurements ---------------------------------------------------------------------------
 
 
-def _model_info(model_dir: Path) -> dict[str, str]:
-    header = (model_dir / "model_info.h").read_text(encoding="utf-8")
-    macros = dict(re.findall(r"#define (MODEL_\w+) (.+)", header))
-    return {"name": macros.get("MODEL_NAME", "?").strip('"'), "id": macros.get("MODEL_ID", "?").strip('"'),
-            "inputs": macros.get("MODEL_INPUT_COUNT", "?"), "outputs": macros.get("MODEL_OUTPUT_COUNT", "?")}
-
-
-def _ask(port: Any, line: str, timeout: float = 60.0) -> str:
-    port.timeout = timeout
-    port.write(line.encode() + b"\n")
-    answer = port.readline()
-    if not answer.endswith(b"\r\n"):
-        raise FootprintError(f"no answer to {line!r} within {timeout:g} s (got {answer!r})")
-    return answer[:-2].decode("ascii", "replace")
+def _model(model_dir: Path) -> deployed.DeployedModel:
+    """The model the images are built from, as its model.json describes it."""
+    try:
+        return deployed.load(model_dir)
+    except deployed.DeployedModelError as error:
+        raise FootprintError(str(error)) from error
 
 
 def bench_instructions(elf: Path, model_id: str | None = None) -> dict[str, Any]:
     """Runs elf under qemu -icount shift=0 and times `bench N1` and `bench N2`: returns
-    the instructions per bench iteration (see the module docstring) and the raw answers."""
-    import serial
-
-    with qemu.running(elf, icount=True) as port_path:
-        with serial.Serial(port_path, timeout=60) as port:
-            identity = _ask(port, "id")
-            if model_id is not None and f" model={model_id} " not in f" {identity} ":
-                raise FootprintError(f"{elf.name} runs another model than expected ({model_id}): {identity}")
-            answers = [_ask(port, f"bench {n}") for n in (BENCH_N1, BENCH_N2)]
-    times = []
-    for n, answer in zip((BENCH_N1, BENCH_N2), answers):
-        match = re.fullmatch(rf"bench n={n} us=(\d+)", answer)
-        if not match:
-            raise FootprintError(f"{elf.name}: unexpected answer to bench {n}: {answer!r}")
-        times.append(int(match[1]))
+    the instructions per bench iteration (see the module docstring), the timings and the
+    device's identity (through the serial client, as every other tool talks to a device)."""
+    try:
+        with qemu.running(elf, icount=True) as port, Device(port, timeout=60) as device:
+            identity = device.identify()
+            if model_id is not None and identity.model != model_id:
+                raise FootprintError(f"{elf.name} runs another model ({identity.model}) than expected ({model_id})")
+            benches = [device.bench(n, timeout=60) for n in (BENCH_N1, BENCH_N2)]
+    except DeviceError as error:
+        raise FootprintError(f"{elf.name}: {error}") from error
+    for n, bench in zip((BENCH_N1, BENCH_N2), benches):
+        if bench.n != n:
+            raise FootprintError(f"{elf.name}: bench {n} answered for n={bench.n}")
+    times = [bench.us for bench in benches]
     # Each reading truncates to a whole microsecond, so the difference is within 2 us of the
     # truth: +-0.02 instructions per iteration over 100,000 iterations. Whole instructions
     # are the deterministic figure.
     per_iteration = round((times[1] - times[0]) * 1000 / (BENCH_N2 - BENCH_N1))
-    arena = re.search(r" arena=(\d+)", identity)
     return {"per_iteration": per_iteration, "us": dict(zip((BENCH_N1, BENCH_N2), times)),
-            "identity": identity, "arena_bytes": int(arena[1]) if arena else None}
+            "identity": identity, "arena_bytes": identity.arena}
 
 
 def stack_use(elf: Path) -> dict[str, int]:
@@ -336,7 +328,7 @@ def _build_dir(model_dir: Path, engine: str) -> Path:
         return qemu.BUILD_DIR.parent / "qemu-tflm"
     if model_dir.resolve() == qemu.DEFAULT_MODEL_DIR.resolve():
         return qemu.BUILD_DIR
-    return qemu.BUILD_DIR.parent / f"qemu-{_model_info(model_dir)['id']}"
+    return qemu.BUILD_DIR.parent / f"qemu-{_model(model_dir).id}"
 
 
 def _stop_if_interrupted() -> None:
@@ -352,7 +344,7 @@ def measure_engine(engine: str, model_dir: Path | None = None, tflm_root: Path |
     """All figures for one engine (see the module docstring)."""
     spec = ENGINES[engine]
     model_dir = Path(model_dir or qemu.DEFAULT_MODEL_DIR).resolve()
-    info = _model_info(model_dir)
+    model = _model(model_dir)
     build_dir = Path(build_dir or _build_dir(model_dir, engine))
     root = tflm_root if engine == "tflm" else None
 
@@ -371,15 +363,15 @@ def measure_engine(engine: str, model_dir: Path | None = None, tflm_root: Path |
     ram = own["data"] + own["bss"] + lib["data"] + lib["bss"]
 
     _stop_if_interrupted()
-    bench = bench_instructions(device, info["id"])
+    bench = bench_instructions(device, model.id)
     _stop_if_interrupted()
-    baseline = bench_instructions(null, info["id"])
+    baseline = bench_instructions(null, model.id)
     _stop_if_interrupted()
     stack = stack_use(measure_elf)
     whole, empty = device_map.image(), null_map.image()
     return {
-        "model": info["name"],
-        "model_id": info["id"],
+        "model": model.description.name,
+        "model_id": model.id,
         "flash_bytes": flash,
         "ram_bytes": ram,
         "stack_bytes": stack["stack_bytes"],
