@@ -83,11 +83,6 @@ class Model:
         code = int(math.copysign(r, q)) + self.in_zp
         return max(-128, min(127, code))
 
-    def show(self, code: int) -> str:
-        """The protocol's text for an output code: exact product, 4 digits, trimmed."""
-        y = (code - self.out_zp) * float(self.out_scale)
-        text = f"{y:.4f}".rstrip("0").rstrip(".")
-        return "0" if text in ("-0", "") else text
 
 
 @pytest.fixture(scope="module", params=sorted(TARGETS))
@@ -157,7 +152,7 @@ def test_value_answer_matches_codes_path(dev: Device, model: Model, x: str) -> N
     q_answer = dev.ask(codes(model, code))
     assert q_answer.startswith("q ")
     outs = [int(o) for o in q_answer[2:].split()]
-    assert dev.ask(values(model, x)) == " ".join(model.show(o) for o in outs)
+    assert dev.ask(values(model, x)) == model.interface.answer_text(outs)
 
 
 def test_q_codes_are_int8(dev: Device, model: Model) -> None:
@@ -321,7 +316,7 @@ def expected_answer(dev: Device, model: Model, x: str) -> str:
     """What values(model, x) must answer, computed through the q path and the spec."""
     outs = [int(o) for o in dev.ask(codes(model, model.quantize(float(x))))[2:].split()]
     clipped = not (model.lo <= np.float32(float(x)) <= model.hi)
-    return " ".join(model.show(o) for o in outs) + (" clipped" if clipped else "")
+    return model.interface.answer_text(outs, clipped)
 
 
 def test_numbers_the_spec_accepts(dev: Device, model: Model) -> None:

@@ -135,21 +135,11 @@ def test_id_names_the_aot_engine_and_the_emitted_model(dev: Device, model: deplo
     assert dev.ask("?") == dev.ask("id")
 
 
-def expected_text(model: deployed.DeployedModel, codes: np.ndarray) -> str:
-    """The protocol's text for output codes: exact product, 4 digits, trimmed."""
-    parts = []
-    for code in codes:
-        y = (int(code) - model.meta["output"]["zero_point"]) * float(np.float32(model.output_scale))
-        text = f"{y:.4f}".rstrip("0").rstrip(".")
-        parts.append("0" if text in ("-0", "") else text)
-    return " ".join(parts)
-
-
 def test_value_10(dev: Device, model: deployed.DeployedModel) -> None:
     answer = dev.ask(" ".join(["10"] * model.inputs))
     codes = model.quantize(np.full((1, model.inputs), 10.0))
     outs, _ = oracle.int8_outputs(model.tflite, codes)
-    assert answer == expected_text(model, outs[0])
+    assert answer == model.description.answer_text(outs[0])
     if model.inputs == 1 and model.outputs == 1:
         assert abs(float(answer) - 19) < 0.1  # y = 2x - 1; the seed model answers 18.94
         if model.meta.get("name", "neuron") == "neuron" and model.id == "05068326d617":

@@ -111,10 +111,9 @@ def _float_query_check(device: Device, model: DeployedModel, x: np.ndarray) -> C
     should_clip = not bool(model.inside(x)[0])
     same = len(answer.values) == len(exact) and all(map(_printed_equal, answer.values, exact))
     ok = same and answer.clipped == should_clip
-    shown = " ".join(f"{v:.4f}" for v in exact)
     return Check(f"float x={label}", ok,
-                 f"device '{answer.text}', q {' '.join(map(str, q_out))} -> {shown}"
-                 f"{' clipped' if should_clip else ''}")
+                 f"device '{answer.text}', q {' '.join(map(str, q_out))} -> "
+                 f"{model.description.answer_text(q_out, should_clip)}")
 
 
 def verify(device: Device, model: DeployedModel, allow_stale: bool = False) -> VerifyResult:

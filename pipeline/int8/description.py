@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -37,6 +37,22 @@ class Interface:
     def dequantize(self, codes: np.ndarray) -> np.ndarray:
         """int8 output codes -> the float32 values the device prints."""
         return quant.dequantize(codes, self.output_scale, self.output_zero_point)
+
+    def answer_text(self, codes: Sequence[int], clipped: bool = False) -> str:
+        """The device's answer line for output codes (protocol v1): each value the exact product
+        (code - zero point) * float32 scale (exact in a double, not rounded to float32), printed
+        with 4 decimals and trailing zeros trimmed (from 1e9 on, 5 significant digits in exponent
+        form); then ` clipped` when an input lay outside the calibrated range."""
+        scale = float(np.float32(self.output_scale))
+        texts = []
+        for code in codes:
+            value = (int(code) - self.output_zero_point) * scale
+            if abs(value) >= 1e9:
+                texts.append(f"{value:.4e}")
+                continue
+            text = f"{value:.4f}".rstrip("0").rstrip(".")
+            texts.append("0" if text in ("-0", "") else text)
+        return " ".join(texts) + (" clipped" if clipped else "")
 
     def input_values(self, codes: np.ndarray) -> np.ndarray:
         """int8 input codes -> the float inputs they stand for."""
