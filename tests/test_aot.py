@@ -47,7 +47,7 @@ def run_aot(model: bytes, codes: np.ndarray, folder: Path) -> np.ndarray:
     exe = folder / "aot"
     built = subprocess.run([CC, "-std=c99", "-O2", *WARNINGS, "-fsanitize=undefined", "-fno-sanitize-recover",
                             "-I", str(folder), "-I", str(FIRMWARE / "core"), str(FIRMWARE / "engines" / "engine_aot.c"),
-                            str(folder / "model_aot.c"), str(folder / "harness.c"), "-o", str(exe)],
+                            str(folder / "harness.c"), "-o", str(exe)],
                            capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     text = "\n".join(" ".join(str(int(c)) for c in row) for row in codes) + "\n"

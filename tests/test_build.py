@@ -16,7 +16,7 @@ from pipeline.int8 import reference
 from pipeline.int8 import tflite_model
 import trained
 
-EMITTED = {"model_data.h", "model_data.cpp", "model_info.h", "model_aot.h", "model_aot.c", "model.json", "model.tflite"}
+EMITTED = {"model_data.h", "model_data.cpp", "model_info.h", "model_aot.h", "model.json", "model.tflite"}
 
 
 def run_build(tmp_path: Path, *args: str, name: str = "a", footprint: bool = False) -> tuple[int, Path, Path]:

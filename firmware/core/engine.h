@@ -1,5 +1,5 @@
 /* The inference engine seen by the portable core. One engine is linked per build:
- * engines/engine_aot.c (plain C, emitted arithmetic) or engines/engine_tflm.cpp (TFLM). */
+ * engines/engine_aot.c (plain C over the emitted tables) or engines/engine_tflm.cpp (TFLM). */
 #ifndef ENGINE_H
 #define ENGINE_H
 

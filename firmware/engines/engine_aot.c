@@ -76,9 +76,9 @@ static void fully_connected(const int8_t *x, int n_in, const int8_t *w, const in
     ++k;                                                                                              \
   }
 
-/* The model: every layer in turn. Out of line, as when model_aot.c held it, so that moving the
- * kernel here left the machine code and its measured figures (docs/qemu.md) as they were;
- * inlining it saves the call (4 instructions and 8 B of stack on the neuron). */
+/* The model: every layer in turn. Out of line, so the machine code and its measured figures
+ * (docs/qemu.md) stayed those of the emitted engine it replaced; inlining it saves the call
+ * (4 instructions and 8 B of stack on the neuron). */
 __attribute__((noinline)) static void run_model(const int8_t *input, int8_t *output) {
   int8_t scratch[2][MODEL_AOT_MAX_UNITS];
   const int8_t *x = input;

@@ -51,11 +51,3 @@ def header(layers: list[FullyConnected], note: str = "") -> str:
                  f"#define MODEL_AOT_MAX_UNITS {widest} /* the widest layer: the engine's scratch rows */\n"
                  f"#define MODEL_AOT_LAYERS(LAYER) \\\n  {entries}\n\n#endif\n")
     return "".join(parts)
-
-
-def source(note: str = "") -> str:
-    """model_aot.c, which the build files compile: the tables live in the header, for the engine's
-    compiler to see, so this only checks that the header stands alone."""
-    return (f"/* {GENERATED}{note}\n"
-            " * The model's tables and layers are in model_aot.h, compiled into engines/engine_aot.c. */\n"
-            '#include "model_aot.h"\n')

@@ -119,7 +119,6 @@ def sources(tflite: bytes, tfl: TfliteModel, f: ModelDescription, sweep: dict[st
         "model_data.cpp": model_data_cpp(tflite, f),
         "model_info.h": model_info_h(f),
         "model_aot.h": aot.header(layers, note),
-        "model_aot.c": aot.source(note),
         "model.json": model_json(f, sweep, probes),
     }
     out = {name: text.encode() for name, text in files.items()}

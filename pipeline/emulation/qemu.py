@@ -149,8 +149,8 @@ def build(build_dir: Path | None = None, *, image: str = "tinyml_qemu", model_di
         raise QemuError(problem)
     build_dir = Path(build_dir or BUILD_DIR).resolve()
     model_dir = Path(model_dir or DEFAULT_MODEL_DIR).resolve()
-    if not (model_dir / "model_aot.c").is_file() or not (model_dir / "model_info.h").is_file():
-        raise QemuError(f"{model_dir}: no emitted model (model_aot.c, model_info.h): run python -m pipeline.build")
+    if not (model_dir / "model_aot.h").is_file() or not (model_dir / "model_info.h").is_file():
+        raise QemuError(f"{model_dir}: no emitted model (model_aot.h, model_info.h): run python -m pipeline.build")
     tflm = ""
     if tflm_root is not None:
         tflm_path = Path(tflm_root).resolve()

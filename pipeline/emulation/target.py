@@ -39,7 +39,7 @@ class Target(Protocol):
 def model_folder(model_dir: Path | None) -> Path:
     """The emitted model sources an emulation is built from; refuses a folder without them."""
     folder = Path(model_dir).resolve() if model_dir else FIRMWARE_DIR / "model"
-    missing = [name for name in ("model_info.h", "model_aot.c", "model_data.cpp") if not (folder / name).is_file()]
+    missing = [name for name in ("model_info.h", "model_aot.h", "model_data.cpp") if not (folder / name).is_file()]
     if missing:
         raise EmulationError(f"{folder}: no emitted model ({', '.join(missing)} missing): run python -m pipeline.build"
                              + (f" --out {model_dir}" if model_dir else ""))

@@ -16,7 +16,7 @@ flash_bytes, ram_bytes -- the engine and model objects' own sections, as the lin
   them. The device image (tinyml_qemu: core + AOT engine + QEMU platform) is linked with
   -ffunction-sections -fdata-sections --gc-sections and a linker map. Every input section
   of the map that landed in the image is attributed to its object file; the inference
-  part is the engine's objects (engines/engine_aot.c, model/model_aot.c; for TFLM, every
+  part is the engine's objects (engines/engine_aot.c with the model's tables; for TFLM, every
   object of the TFLM library and engine) plus the library members (libgcc, newlib) that
   only they pulled in. flash = .text + .rodata + .data (its initial values are stored in
   flash); RAM = .data + .bss (static RAM; the stack is reported apart). This counts
@@ -254,7 +254,7 @@ class Engine:
 
 
 def _aot_object(path: str) -> bool:
-    return os.path.basename(path) in ("engine_aot.c.obj", "model_aot.c.obj", "engine_aot.c.o", "model_aot.c.o")
+    return os.path.basename(path) in ("engine_aot.c.obj", "engine_aot.c.o")
 
 
 def _tflm_object(path: str) -> bool:
