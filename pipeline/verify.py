@@ -1,8 +1,7 @@
 """python -m pipeline.verify: prove a device computes what TFLM computes."""
 import sys
 
-from pipeline.device import connect
 from pipeline.device.verify import main
 
 if __name__ == "__main__":
-    sys.exit(connect.run_cli(main))
+    sys.exit(main())

@@ -8,9 +8,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from pipeline.paths import MODEL_DIR
 from pipeline.emulation.emulate import TARGETS as EMULATION_TARGETS, add_tflm_argument, emulated_device
@@ -71,22 +70,3 @@ def check_fresh(device_id: str, local_id: str, allow_stale: bool) -> None:
             f"firmware is stale: the device runs model {device_id}, the local build is {local_id}; "
             "rebuild and upload the firmware (pio run -t upload; an emulation rebuilds on start), "
             "or pass --allow-stale")
-
-
-def run_cli(main: Callable[[], int]) -> int:
-    """Runs a tool's main; any error becomes one line on stderr and exit status 1, no traceback;
-    Ctrl-C, and an error that follows one (see pipeline.interrupted), the line `interrupted`
-    and exit status 130."""
-    import pipeline
-    try:
-        return main()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001 - a command-line tool reports, it does not crash
-        if pipeline.interrupted():
-            print("interrupted", file=sys.stderr)
-            return 130
-        text = " ".join(str(error).split()) or type(error).__name__
-        print(f"error: {text}", file=sys.stderr)
-        return 1

@@ -15,9 +15,10 @@ import numpy as np
 
 from pipeline.int8.description import ALL_CODES, ModelDescription, sweep_codes
 from pipeline.paths import MODEL_DIR
+from pipeline.errors import BadInput
 
 
-class DeployedModelError(RuntimeError):
+class DeployedModelError(BadInput, RuntimeError):
     """The emitted model files are missing or disagree with each other."""
 
 

@@ -7,9 +7,8 @@ person types them, to check the device's own quantize/print path against `q`.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
-from typing import Sequence
+
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from pipeline.int8 import metrics
 from pipeline.int8 import oracle
 from pipeline.device.deployed import DeployedModel
 from pipeline.device.serial_client import Device, Identity
+from pipeline import cli
 
 PRINT_HALF_STEP = 0.5e-4  # the device prints 4 fractional digits
 
@@ -160,8 +160,8 @@ def report(result: VerifyResult, port: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.verify",
+    parser = cli.parser(
+        "verify",
         description="Check the device against Python: its int8 answers to model.json's sweep must "
                     "equal the oracle's bit for bit (TFLM's runtime on model.tflite; the integer "
                     "reference where the tflite-micro wheel is missing), their values inside the "
@@ -169,13 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "and float queries typed as a person would (model.json's probes, the range's ends "
                     "and one input past it) must equal the q answers to the printed precision. "
                     "Prints a metrics table and ends with 'N passed, N failed'.",
-        epilog="Exit status: 0 when every check passes, 1 when one fails or on any error "
-               "(one line on stderr), 2 on bad usage.")
+        epilog=cli.EXIT_STATUSES)
     connect.add_device_arguments(parser)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@cli.command
+def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     model = deployed.load(args.model_dir)
     with connect.device_port(args) as port, Device(port, timeout=args.timeout) as device:

@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from pipeline.errors import PipelineError
 
-class BuildError(RuntimeError):
+
+class BuildError(PipelineError, RuntimeError):
     """A build step could not run or failed; its output is on stderr."""
 
 

@@ -21,15 +21,15 @@ import argparse
 import contextlib
 import os
 import signal
-import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from pipeline.emulation.native import NativeTarget
 from pipeline.emulation.process import Emulation, EmulationError, Stop, launch, stopped_by
 from pipeline.emulation.qemu import QemuTarget
 from pipeline.emulation.target import DEVICE_PROGRAMS, BuildOptions, Target
 from pipeline.paths import FIRMWARE_DIR
+from pipeline import cli
 
 STARTUP_TIMEOUT = 10.0  # seconds from process start to its port line
 
@@ -99,13 +99,15 @@ def emulated_device(target: str = "native", *, build_dir: Path | None = None,
     emulation.stop(check=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.emulate",
+@cli.command
+def main(argv: list[str]) -> int:
+    parser = cli.parser(
+        "emulate",
         description="Build the firmware for emulation, start it behind a pseudo-terminal and "
                     "print that serial port's path as the first line of stdout; then serve "
                     "until Ctrl-C or SIGTERM. Any serial client (pyserial, screen, picocom, "
-                    "python -m pipeline.predict --port PATH) can talk protocol v1 to it.")
+                    "python -m pipeline.predict --port PATH) can talk protocol v1 to it.",
+        epilog=cli.EXIT_STATUSES)
     parser.add_argument("target", choices=sorted(TARGETS),
                         help="native: the firmware core compiled for this host; qemu: compiled for the "
                              "Nano's Cortex-M4 and run on qemu-system-arm (mps2-an386)")
@@ -138,22 +140,14 @@ def _serve(args: argparse.Namespace) -> int:
         running, emulation = emulation, None
         code = running.stop(check=False)
         if code != 0:
-            print(f"error: the {args.target} emulator exited with status {code}", file=sys.stderr)
-            return 1
+            raise EmulationError(f"the {args.target} emulator exited with status {code}")
         return 0
     except (KeyboardInterrupt, Stop):
         if emulation is None:  # interrupted while building
-            return 130
+            raise KeyboardInterrupt from None
         running, emulation = emulation, None
-        try:
-            running.stop(check=True)
-        except EmulationError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+        running.stop(check=True)  # asked to stop: a clean stop is success
         return 0
-    except EmulationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     finally:
         if emulation is not None:
             emulation.stop(check=False)

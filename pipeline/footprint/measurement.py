@@ -60,12 +60,10 @@ and library; tensor arenas of 516, 660 and 820 B.
 """
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +72,8 @@ from typing import Any, Callable, Sequence
 from pipeline.device import deployed
 from pipeline.device.serial_client import Device, DeviceError
 from pipeline.emulation import qemu
+from pipeline import cli
+from pipeline.errors import PipelineError
 
 BENCH_N1 = 1000
 BENCH_N2 = 101000
@@ -89,7 +89,7 @@ TFLM_REFERENCE_STACK_BYTES = 764
 TARGETS = {"flash_bytes": 1024, "ram_bytes": 64, "instructions_ratio": 10.0}
 
 
-class FootprintError(RuntimeError):
+class FootprintError(PipelineError, RuntimeError):
     """A measurement could not be made; str() is one line."""
 
 
@@ -493,11 +493,13 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
                                enumerate(zip(line, widths))) for line in lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.footprint",
+@cli.command
+def main(argv: list[str]) -> int:
+    parser = cli.parser(
+        "footprint",
         description="Measure what the inference part costs on the Cortex-M4 (QEMU mps2-an386 build): flash, "
-                    "static RAM, stack and executed instructions per inference, per engine.")
+                    "static RAM, stack and executed instructions per inference, per engine.",
+        epilog=cli.EXIT_STATUSES)
     parser.add_argument("--model-dir", type=Path, action="append", metavar="DIR",
                         help="emitted model sources (default firmware/model); repeat for several models")
     parser.add_argument("--tflm-root", type=Path, metavar="DIR",
@@ -508,13 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_dirs = args.model_dir or [qemu.DEFAULT_MODEL_DIR]
     reports = []
     started = time.monotonic()
-    try:
-        for model_dir in model_dirs:
-            results = measure(model_dir, args.tflm_root, verbose=args.verbose)
-            reports.append({"engines": results, "targets": assess(results)})
-    except (qemu.QemuError, FootprintError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    for model_dir in model_dirs:
+        results = measure(model_dir, args.tflm_root, verbose=args.verbose)
+        reports.append({"engines": results, "targets": assess(results)})
     if args.json:
         print(json.dumps(reports[0]["engines"] if len(reports) == 1 else [r["engines"] for r in reports], indent=2))
         return 0
