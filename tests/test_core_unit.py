@@ -27,7 +27,7 @@ def core_test() -> Path:
     sanitize = "ON" if toolchains.sanitize_problem() is None else "OFF"
     toolchains.cmake(["-S", str(ROOT / "firmware"), "-B", str(build), "-DWERROR=ON", f"-DSANITIZE={sanitize}",
                       "-DTFLM_ROOT=", "-DFUZZ=OFF"], "configuring the core test")
-    toolchains.cmake(["--build", str(build), "--target", "core_test"], "building the core test")
+    toolchains.cmake(["--build", str(build), "--target", "core_test", "core_test_classify"], "building the core test")
     return build / "core_test"
 
 
@@ -56,3 +56,10 @@ def test_a_wrong_expected_answer_fails(core_test: Path) -> None:
 def test_unknown_arguments_are_refused(core_test: Path) -> None:
     done = run(core_test, "--no-such-flag")
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_a_classifier_answers_its_top_label_and_lists_its_labels(core_test: Path) -> None:
+    """The same core built over a classifier's header: labels, the task in id, ties to the lower index."""
+    done = run(core_test.with_name("core_test_classify"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == ["ok classifier", "core_test: 9 checks, 0 failed"], done.stdout

@@ -12,7 +12,14 @@
 #define APP_STR_(x) #x
 #define APP_STR(x) APP_STR_(x)
 
+#if MODEL_CLASS_COUNT > 0
+static const char k_help[] = "help: X1 [X2 ...] | q C1 [C2 ...] | id | labels | bench N | help";
+#define APP_LABEL_(text) text,
+static const char *const k_labels[MODEL_CLASS_COUNT] = {MODEL_LABELS(APP_LABEL_)};
+#undef APP_LABEL_
+#else
 static const char k_help[] = "help: X1 [X2 ...] | q C1 [C2 ...] | id | bench N | help";
+#endif
 static const char k_too_long[] = "line too long (max " APP_STR(PROTO_LINE_MAX) " bytes)";
 static const char k_bench_range[] = "bench N needs 1 <= N <= " APP_STR(APP_BENCH_MAX);
 
@@ -122,6 +129,16 @@ static void reply_values(app_t *app, const char *pos, const char *end, proto_out
                       MODEL_OUTPUT_SCALE);
     proto_put_str(o, text);
   }
+#if MODEL_CLASS_COUNT > 0
+  {
+    size_t top = 0;
+    for (i = 1; i < MODEL_OUTPUT_COUNT; i++) {
+      if (app->output[i] > app->output[top]) top = i; /* ties: the lowest index */
+    }
+    proto_put_char(o, ' ');
+    proto_put_str(o, k_labels[top]);
+  }
+#endif
   if (clipped) proto_put_str(o, " clipped");
 }
 
@@ -199,7 +216,22 @@ static void reply_id(app_t *app, proto_out_t *o) {
   proto_put_str(o, id_quantization());
   proto_put_str(o, " arena=");
   proto_put_uint(o, (unsigned long)engine_arena_used());
+#if MODEL_CLASS_COUNT > 0
+  proto_put_str(o, " task=classify classes=");
+  proto_put_uint(o, (unsigned long)MODEL_CLASS_COUNT);
+#endif
 }
+
+#if MODEL_CLASS_COUNT > 0
+static void reply_labels(proto_out_t *o) {
+  size_t i;
+  proto_put_str(o, "labels");
+  for (i = 0; i < MODEL_CLASS_COUNT; i++) {
+    proto_put_char(o, ' ');
+    proto_put_str(o, k_labels[i]);
+  }
+}
+#endif
 
 static void reply_bench(app_t *app, const char *pos, const char *end, proto_out_t *o) {
   const char *field;
@@ -243,14 +275,20 @@ static void reply_command(app_t *app, const char *pos, const char *end, proto_ou
     reply_codes(app, rest, end, o);
   } else if (field_is(word, wlen, "bench")) {
     reply_bench(app, rest, end, o);
-  } else if (field_is(word, wlen, "id") || field_is(word, wlen, "?") ||
-             field_is(word, wlen, "help")) {
+  } else if (field_is(word, wlen, "id") || field_is(word, wlen, "?") || field_is(word, wlen, "help") ||
+             (MODEL_CLASS_COUNT > 0 && field_is(word, wlen, "labels"))) {
     const char *extra;
     size_t elen;
     if (proto_next_field(&rest, end, &extra, &elen)) {
-      put_error(o, PROTO_ERR_BAD_ARGUMENT, word[0] == 'h' ? "help takes no arguments" : "id takes no arguments");
+      put_error(o, PROTO_ERR_BAD_ARGUMENT,
+                word[0] == 'h' ? "help takes no arguments"
+                               : word[0] == 'l' ? "labels takes no arguments" : "id takes no arguments");
     } else if (word[0] == 'h') {
       proto_put_str(o, k_help);
+#if MODEL_CLASS_COUNT > 0
+    } else if (word[0] == 'l') {
+      reply_labels(o);
+#endif
     } else {
       reply_id(app, o);
     }

@@ -21,8 +21,17 @@ typedef void (*app_write_fn)(void *ctx, const uint8_t *bytes, size_t n);
 /* A free-running microsecond counter; it may wrap at 2^32 (like Arduino's micros()). */
 typedef uint32_t (*app_clock_fn)(void);
 
-/* Longest response line, CRLF included. */
-#define APP_RESPONSE_MAX (256 + 20 * (MODEL_OUTPUT_COUNT))
+/* A regression model's header defines no classes; a classifier's defines its labels as sent. */
+#ifndef MODEL_CLASS_COUNT
+#define MODEL_CLASS_COUNT 0
+#define MODEL_LABEL_MAX_BYTES 0
+#define MODEL_LABELS_BYTES 0
+#endif
+
+/* Longest response line, CRLF included: values (then a classifier's top label), or `labels`. */
+#define APP_VALUES_MAX (256 + 20 * (MODEL_OUTPUT_COUNT) + 1 + (MODEL_LABEL_MAX_BYTES))
+#define APP_LABELS_MAX (16 + (MODEL_LABELS_BYTES))
+#define APP_RESPONSE_MAX (APP_VALUES_MAX > APP_LABELS_MAX ? APP_VALUES_MAX : APP_LABELS_MAX)
 
 /* Largest N of `bench N`. A build may lower it (the fuzz build does, to stay fast). */
 #ifndef APP_BENCH_MAX

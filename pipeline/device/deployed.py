@@ -34,6 +34,10 @@ class DeployedModel:
     """The check's int8 input codes, [n, inputs]."""
     sweep_float: np.ndarray
     """The Keras float outputs for sweep_codes, [n, outputs], as model.json holds them."""
+    holdout_x: np.ndarray | None = None
+    """A classifier's hold-out rows, float inputs [n, inputs], which training never saw."""
+    holdout_labels: np.ndarray | None = None
+    """Their true class indices [n]."""
 
     @property
     def id(self) -> str:
@@ -78,7 +82,9 @@ class DeployedModel:
         every = self.inputs == 1 and np.array_equal(self.sweep_codes[:, 0], np.arange(-128, 128))
         return {**self.description.to_json(), "probes": self.probes.tolist(),
                 "sweep": {"codes": ALL_CODES if every else self.sweep_codes.tolist(),
-                          "float": self.sweep_float.tolist()}}
+                          "float": self.sweep_float.tolist()},
+                **({"holdout": {"x": self.holdout_x.tolist(), "labels": self.holdout_labels.tolist()}}
+                   if self.holdout_x is not None else {})}
 
 
 def load(directory: Path = MODEL_DIR) -> DeployedModel:
@@ -97,10 +103,17 @@ def load(directory: Path = MODEL_DIR) -> DeployedModel:
         codes = sweep_codes(sweep["codes"], description.inputs)
         outputs = np.asarray(sweep["float"], dtype=np.float64).reshape(-1, description.outputs)
         probes = np.asarray(meta.get("probes", []), dtype=np.float64).reshape(-1, description.inputs)
+        holdout_x = holdout_labels = None
+        if "holdout" in meta:
+            holdout_x = np.asarray(meta["holdout"]["x"], dtype=np.float64).reshape(-1, description.inputs)
+            holdout_labels = np.asarray(meta["holdout"]["labels"], dtype=np.int64)
+            if len(holdout_labels) != len(holdout_x) or not np.all((0 <= holdout_labels)
+                                                                   & (holdout_labels < description.classes)):
+                raise ValueError("holdout labels do not match its rows and the classes")
     except KeyError as missing:
         raise DeployedModelError(f"{meta_path}: no {missing.args[0]!r}") from None
     except ValueError as bad:
         raise DeployedModelError(f"{meta_path}: {bad}") from None
     if len(codes) != len(outputs):
         raise DeployedModelError(f"{meta_path}: {len(codes)} sweep codes but {len(outputs)} float outputs")
-    return DeployedModel(description, data, probes, codes, outputs)
+    return DeployedModel(description, data, probes, codes, outputs, holdout_x, holdout_labels)

@@ -18,7 +18,7 @@ from serial.tools import list_ports
 
 from pipeline.deadline import Deadline
 from pipeline.errors import BAD_INPUT, PipelineError
-from pipeline.int8.description import Interface
+from pipeline.int8.description import CLASSIFY, REGRESS, Interface, decode_label
 
 PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT = 2.0
@@ -134,9 +134,14 @@ class Identity(Interface):
                 input_scale=float(pairs.pop("in_scale")), input_zero_point=int(pairs.pop("in_zp")),
                 output_scale=float(pairs.pop("out_scale")), output_zero_point=int(pairs.pop("out_zp")),
                 input_range=(float(lo), float(hi)), arena=int(pairs.pop("arena")))
+            task = pairs.pop("task", REGRESS)
+            if task == CLASSIFY and int(pairs.pop("classes")) != known["outputs"]:
+                raise ValueError("classes= differs from outputs=")
         except KeyError as missing:
             raise ValueError(f"id line lacks {missing.args[0]}=") from None
-        return cls(**known, extra=pairs)
+        if task not in (REGRESS, CLASSIFY):
+            raise ValueError(f"unknown task={task}")
+        return cls(**known, task=task, extra=pairs)
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ class Prediction:
     values: list[float]
     clipped: bool
     text: str = ""
+    label: str | None = None
+    """A classifier's top label (decoded), after its class probabilities."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,13 @@ def _format_code(c: int) -> str:
     if isinstance(c, bool) or int(c) != c or not -128 <= int(c) <= 127:
         raise ValueError(f"{c!r} is not an int8 code (-128..127)")
     return str(int(c))
+
+
+def _decode(token: str, line: str) -> str:
+    try:
+        return decode_label(token)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(f"unexpected label {token!r} in {line!r}", line=line) from None
 
 
 def _parse_numbers(tokens: Sequence[str], line: str) -> list[float]:
@@ -322,10 +336,21 @@ class Device:
         clipped = bool(tokens) and tokens[-1] == "clipped"
         if clipped:
             tokens = tokens[:-1]
+        label = None
+        if self.identity is not None and self.identity.task == CLASSIFY and tokens:
+            label = _decode(tokens.pop(), answer)
         if not tokens:
             raise ProtocolError(f"unexpected answer {answer!r}", line=answer)
         self._check_count(len(tokens), answer)
-        return Prediction(_parse_numbers(tokens, answer), clipped, answer)
+        return Prediction(_parse_numbers(tokens, answer), clipped, answer, label)
+
+    def labels(self) -> list[str]:
+        """A classifier's labels in output order (`labels`), decoded from the wire's encoding."""
+        answer = self.request("labels")
+        tokens = answer.split()
+        if not tokens or tokens[0] != "labels":
+            raise ProtocolError(f"unexpected answer {answer!r} to labels", line=answer)
+        return [_decode(t, answer) for t in tokens[1:]]
 
     def predict_codes(self, codes: Sequence[int]) -> list[int]:
         """Raw int8 input codes in, raw int8 output codes out (`q`): exact, for programs."""

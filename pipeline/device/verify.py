@@ -18,6 +18,7 @@ from pipeline.int8 import metrics
 from pipeline.int8 import oracle
 from pipeline.device.deployed import DeployedModel
 from pipeline.device.serial_client import Device, Identity
+from pipeline.int8.description import CLASSIFY
 from pipeline import cli
 
 PRINT_HALF_STEP = 0.5e-4  # the device prints 4 fractional digits
@@ -44,6 +45,8 @@ class VerifyResult:
     warnings: list[str] = field(default_factory=list)
     judged: int = 0
     """Sweep rows inside the calibrated range: the float figures and the tolerance are over these."""
+    holdout: dict[str, float] | None = None
+    """A classifier's hold-out rows: how many, and the accuracy of the device's and Python's int8 top labels."""
 
     @property
     def passed(self) -> int:
@@ -111,6 +114,8 @@ def _float_query_check(device: Device, model: DeployedModel, x: np.ndarray) -> C
     should_clip = not bool(model.inside(x)[0])
     same = len(answer.values) == len(exact) and all(map(_printed_equal, answer.values, exact))
     ok = same and answer.clipped == should_clip
+    if model.description.task == CLASSIFY:
+        ok = ok and answer.label == model.description.labels[model.description.top(q_out)]
     return Check(f"float x={label}", ok,
                  f"device '{answer.text}', q {' '.join(map(str, q_out))} -> "
                  f"{model.description.answer_text(q_out, should_clip)}")
@@ -137,8 +142,40 @@ def verify(device: Device, model: DeployedModel, allow_stale: bool = False) -> V
                         f"max {device_vs_float['max_lsb']:.2f} LSB over the {int(inside.sum())} rows inside the "
                         f"calibrated range, tolerance {tolerance:g} LSB"))
     checks.extend(_float_query_check(device, model, x) for x in float_queries(model))
+    holdout = _classifier_checks(device, model, identity, checks) if model.description.task == CLASSIFY else None
     return VerifyResult(identity, oracle_name, len(codes), mismatches, device_vs_float,
-                        oracle_vs_float, checks, warnings, int(inside.sum()))
+                        oracle_vs_float, checks, warnings, int(inside.sum()), holdout)
+
+
+def _classifier_checks(device: Device, model: DeployedModel, identity: Identity,
+                       checks: list[Check]) -> dict[str, float] | None:
+    """The labels, and the hold-out rows: the device's int8 outputs equal the oracle's, its top
+    label on each row (asked as a person would, by value) equals Python's int8 top label, and
+    so its accuracy equals Python's int8 accuracy."""
+    description = model.description
+    checks.append(Check("task", identity.task == CLASSIFY and identity.classes == description.classes,
+                        f"device task={identity.task} classes={identity.classes}, model.json "
+                        f"{description.classes} classes"))
+    labels = device.labels()
+    checks.append(Check("labels", labels == list(description.labels),
+                        f"device {labels}, model.json {list(description.labels)}"))
+    if model.holdout_x is None or not len(model.holdout_x):
+        return None
+    x, truth = model.holdout_x, model.holdout_labels
+    codes = model.quantize(x.astype(np.float32)).reshape(len(x), -1)
+    got = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8).reshape(len(x), -1)
+    want = np.asarray(oracle.int8_outputs(model.tflite, codes)[0], dtype=np.int8).reshape(len(x), -1)
+    differ = int(np.count_nonzero(np.any(got != want, axis=1)))
+    checks.append(Check("hold-out int8", differ == 0, f"{differ} of {len(x)} rows differ from the oracle"))
+    python_top = [description.labels[description.top(row)] for row in want]
+    device_top = [device.predict([float(v) for v in row]).label for row in x]
+    wrong = sum(a != b for a, b in zip(device_top, python_top))
+    checks.append(Check("hold-out top labels", wrong == 0,
+                        f"{wrong} of {len(x)} rows' top labels differ from Python's int8 ones"))
+    names = [description.labels[int(t)] for t in truth]
+    return {"rows": len(x),
+            "device_accuracy": sum(a == b for a, b in zip(device_top, names)) / len(x),
+            "python_accuracy": sum(a == b for a, b in zip(python_top, names)) / len(x)}
 
 
 def report(result: VerifyResult, port: str) -> str:
@@ -152,6 +189,10 @@ def report(result: VerifyResult, port: str) -> str:
         lines.append(f"{name:18}{m['mae']:10.4g}{m['rmse']:10.4g}{m['max_abs']:10.4g}"
                      f"{m['max_lsb']:9.2f}{m['l2_relative']:10.3g}{m['cosine']:11.7f}")
     lines.append(f"int8 mismatches vs {result.oracle}: {result.mismatches} of {result.rows} rows")
+    if result.holdout:
+        h = result.holdout
+        lines.append(f"hold-out accuracy over {h['rows']} rows: device {h['device_accuracy']:.4f}, "
+                     f"Python int8 {h['python_accuracy']:.4f}")
     lines.append("")
     lines.extend(f"warning  {w}" for w in result.warnings)
     lines.extend(f"{'PASS' if c.passed else 'FAIL'}     {c.name}: {c.detail}" for c in result.checks)

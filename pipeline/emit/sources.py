@@ -8,7 +8,7 @@ from typing import Any
 from pipeline.emit import aot
 from pipeline.emit.aot import GENERATED
 from pipeline.int8 import reference
-from pipeline.int8.description import ModelDescription
+from pipeline.int8.description import CLASSIFY, REGRESS, ModelDescription, encode_label
 from pipeline.int8.tflite_model import TfliteModel
 
 ARENA_MARGIN = 0.25
@@ -20,8 +20,12 @@ def arena_bytes(measured: int) -> int:
     return -(-int(measured * (1 + ARENA_MARGIN)) // 16) * 16
 
 
+HOLDOUT_ROWS = 200
+"""At most this many hold-out rows go to model.json for verify: enough to show the accuracy, small to ship."""
+
+
 def facts(tfl: TfliteModel, name: str, input_range: tuple[float, float], arena_measured: int,
-          tolerance_lsb: float) -> ModelDescription:
+          tolerance_lsb: float, task: str = REGRESS, labels: tuple[str, ...] = ()) -> ModelDescription:
     """The deployed model's description, read from the flatbuffer and the build's choices."""
     i, o = tfl.input, tfl.output
     return ModelDescription(
@@ -29,7 +33,8 @@ def facts(tfl: TfliteModel, name: str, input_range: tuple[float, float], arena_m
         input_zero_point=int(i.zero_points[0]), output_scale=float(o.scales[0]), output_zero_point=int(o.zero_points[0]),
         input_range=(float(input_range[0]), float(input_range[1])), name=name, sha256=tfl.sha256, ops=tuple(tfl.ops),
         per_channel=any(t.per_channel for t in tfl.tensors if t.dtype == "INT8"),
-        arena=arena_bytes(arena_measured), arena_measured=arena_measured, tolerance_lsb=tolerance_lsb)
+        arena=arena_bytes(arena_measured), arena_measured=arena_measured, tolerance_lsb=tolerance_lsb,
+        task=task, labels=tuple(labels))
 
 
 def _resolver_method(op: str) -> str:
@@ -64,9 +69,26 @@ def model_info_h(f: ModelDescription) -> str:
 #define MODEL_ARENA_BYTES {f.arena}
 #define MODEL_OP_COUNT {len(f.ops)}
 #define MODEL_TFLM_OPS(OP) {ops}
-
+{_classes_h(f)}
 #endif
 """
+
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _classes_h(f: ModelDescription) -> str:
+    """A classifier's labels, as the device sends them (encode_label: printable ASCII, one token)."""
+    if f.task != CLASSIFY:
+        return ""
+    sent = [encode_label(label) for label in f.labels]
+    entries = " ".join(f"LABEL({_c_string(s)})" for s in sent)
+    return (f"/* A classifier: value answers end with the top label; `labels` lists them. */\n"
+            f"#define MODEL_CLASS_COUNT {len(sent)}\n"
+            f"#define MODEL_LABEL_MAX_BYTES {max(map(len, sent))}\n"
+            f"#define MODEL_LABELS_BYTES {sum(len(s) + 1 for s in sent)} /* each with the space before it */\n"
+            f"#define MODEL_LABELS(LABEL) {entries}\n")
 
 
 MODEL_DATA_H = f"""/* {GENERATED} */
@@ -102,15 +124,22 @@ def _json(value: Any, level: int = 0) -> str:
     return json.dumps(value)
 
 
-def model_json(f: ModelDescription, sweep: dict[str, Any], probes: list[list[float]] | None = None) -> str:
+def model_json(f: ModelDescription, sweep: dict[str, Any], probes: list[list[float]] | None = None,
+               holdout: tuple[Any, Any] | None = None) -> str:
     """The model for host tools: its description, then `probes`, the float inputs the build printed,
     and `sweep`, the check's input codes (ALL_CODES for every code of one input, derived by the
-    reader) with the Keras float outputs verify judges the device's values by."""
-    return _json({**f.to_json(), "probes": probes or [], "sweep": sweep}) + "\n"
+    reader) with the Keras float outputs verify judges the device's values by; for a classifier,
+    `holdout`: up to HOLDOUT_ROWS rows the training never saw, their inputs and true class indices."""
+    body = {**f.to_json(), "probes": probes or [], "sweep": sweep}
+    if holdout is not None:
+        x, y = holdout
+        rows = [[float(v) for v in row] for row in x][:HOLDOUT_ROWS]
+        body["holdout"] = {"x": rows, "labels": [int(c) for c in y][:HOLDOUT_ROWS]}
+    return _json(body) + "\n"
 
 
 def sources(tflite: bytes, tfl: TfliteModel, f: ModelDescription, sweep: dict[str, Any],
-            probes: list[list[float]] | None = None) -> dict[str, bytes]:
+            probes: list[list[float]] | None = None, holdout: tuple[Any, Any] | None = None) -> dict[str, bytes]:
     """Every file of firmware/model/, by name. Raises UnsupportedModelError when AOT cannot compute the model."""
     layers = reference.lower(tfl)
     note = f" Model: {f.name}, SHA-256 {f.sha256}."
@@ -119,7 +148,7 @@ def sources(tflite: bytes, tfl: TfliteModel, f: ModelDescription, sweep: dict[st
         "model_data.cpp": model_data_cpp(tflite, f),
         "model_info.h": model_info_h(f),
         "model_aot.h": aot.header(layers, note),
-        "model.json": model_json(f, sweep, probes),
+        "model.json": model_json(f, sweep, probes, holdout),
     }
     out = {name: text.encode() for name, text in files.items()}
     out["model.tflite"] = tflite

@@ -6,12 +6,17 @@ numpy only, so the device side (no TensorFlow) and the emitter share the same fi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from pipeline.int8 import quant
+
+REGRESS, CLASSIFY = "regress", "classify"
+MAX_CLASSES = 64
+MAX_LABEL_BYTES = 48
+"""A label as sent (encoded) is at most this long: the device's answer buffer is sized by it."""
 
 ALL_CODES = "all"
 """model.json's sweep codes for a one-input model: every code -128..127 in order, derived, not listed."""
@@ -29,6 +34,17 @@ class Interface:
     output_scale: float
     output_zero_point: int
     input_range: tuple[float, float]
+    task: str = field(default=REGRESS, kw_only=True)
+    """REGRESS (the outputs are values) or CLASSIFY (one probability per class, then its top label)."""
+
+    @property
+    def classes(self) -> int:
+        return self.outputs if self.task == CLASSIFY else 0
+
+    def top(self, codes: Sequence[int]) -> int:
+        """The predicted class of output codes: the highest code, the lowest index among equals,
+        as the device picks it."""
+        return int(np.argmax(np.asarray(codes, dtype=np.int32)))
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """float inputs -> int8 codes, as the firmware quantizes them."""
@@ -38,7 +54,7 @@ class Interface:
         """int8 output codes -> the float32 values the device prints."""
         return quant.dequantize(codes, self.output_scale, self.output_zero_point)
 
-    def answer_text(self, codes: Sequence[int], clipped: bool = False) -> str:
+    def answer_text(self, codes: Sequence[int], clipped: bool = False, label: str | None = None) -> str:
         """The device's answer line for output codes (protocol v1): each value the exact product
         (code - zero point) * float32 scale (exact in a double, not rounded to float32), printed
         with 4 decimals and trailing zeros trimmed (from 1e9 on, 5 significant digits in exponent
@@ -52,6 +68,8 @@ class Interface:
                 continue
             text = f"{value:.4f}".rstrip("0").rstrip(".")
             texts.append("0" if text in ("-0", "") else text)
+        if label is not None:
+            texts.append(encode_label(label))
         return " ".join(texts) + (" clipped" if clipped else "")
 
     def input_values(self, codes: np.ndarray) -> np.ndarray:
@@ -91,6 +109,22 @@ class ModelDescription(Interface):
     arena_measured: int
     """Bytes TFLM reported using on the host, from which `arena` was sized."""
     tolerance_lsb: float
+    labels: tuple[str, ...] = field(default=(), kw_only=True)
+    """A classifier's class names, in output order (empty for regression)."""
+
+    def __post_init__(self) -> None:
+        if self.task not in (REGRESS, CLASSIFY):
+            raise ValueError(f"task {self.task!r} is neither {REGRESS!r} nor {CLASSIFY!r}")
+        if self.task == CLASSIFY:
+            check_labels(self.labels, self.outputs)
+        elif self.labels:
+            raise ValueError("a regression model has no labels")
+
+    def answer_text(self, codes: Sequence[int], clipped: bool = False, label: str | None = None) -> str:
+        """The device's answer: for a classifier, the probabilities and then the top label."""
+        if label is None and self.task == CLASSIFY:
+            label = self.labels[self.top(codes)]
+        return super().answer_text(codes, clipped, label)
 
     @property
     def id(self) -> str:
@@ -106,6 +140,7 @@ class ModelDescription(Interface):
             "input_range": list(self.input_range), "ops": list(self.ops), "per_channel": self.per_channel,
             "arena_bytes": self.arena, "arena_measured_bytes": self.arena_measured,
             "tolerance": {"max_lsb": self.tolerance_lsb},
+            **({"task": self.task, "labels": list(self.labels)} if self.task == CLASSIFY else {}),
         }
 
     @classmethod
@@ -120,7 +155,8 @@ class ModelDescription(Interface):
                 input_range=(float(lo), float(hi)), name=str(meta["name"]), sha256=str(meta["sha256"]),
                 ops=tuple(str(op) for op in meta["ops"]), per_channel=bool(meta["per_channel"]),
                 arena=int(meta["arena_bytes"]), arena_measured=int(meta["arena_measured_bytes"]),
-                tolerance_lsb=float(meta["tolerance"]["max_lsb"]))
+                tolerance_lsb=float(meta["tolerance"]["max_lsb"]), task=str(meta.get("task", REGRESS)),
+                labels=tuple(str(label) for label in meta.get("labels", ())))
         except KeyError as missing:
             raise ValueError(f"no {missing.args[0]!r}") from None
         except (TypeError, ValueError) as bad:
@@ -137,3 +173,42 @@ def sweep_codes(codes: str | list[list[int]], inputs: int) -> np.ndarray:
             raise ValueError(f'sweep codes "{ALL_CODES}" need a one-input model, not {inputs} inputs')
         return np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
     return np.asarray(codes, dtype=np.int8).reshape(-1, inputs)
+
+
+def encode_label(label: str) -> str:
+    """A label as the device sends it: one token of printable ASCII. UTF-8 bytes outside
+    0x21..0x7e, and % itself, become %XX (so `red apple` is `red%20apple`, `café` `caf%C3%A9`)."""
+    return "".join(chr(b) if 0x21 <= b <= 0x7E and b != 0x25 else f"%{b:02X}" for b in label.encode("utf-8"))
+
+
+def decode_label(token: str) -> str:
+    """encode_label's inverse; raises ValueError on a token it cannot have made."""
+    out = bytearray()
+    i = 0
+    while i < len(token):
+        if token[i] == "%":
+            digits = token[i + 1:i + 3]
+            if len(digits) != 2 or any(c not in "0123456789ABCDEF" for c in digits):
+                raise ValueError(f"bad escape in label {token!r}")
+            out.append(int(digits, 16))
+            i += 3
+        else:
+            out.append(ord(token[i]))
+            i += 1
+    return out.decode("utf-8")
+
+
+def check_labels(labels: Sequence[str], outputs: int) -> None:
+    """One distinct, non-empty label per output, few and short enough for the device's buffers."""
+    if len(labels) != outputs:
+        raise ValueError(f"{len(labels)} labels for {outputs} outputs")
+    if not 2 <= outputs <= MAX_CLASSES:
+        raise ValueError(f"{outputs} classes: a classifier has 2..{MAX_CLASSES}")
+    if len(set(labels)) != len(labels):
+        raise ValueError("labels repeat")
+    for label in labels:
+        if not label:
+            raise ValueError("an empty label")
+        if len(encode_label(label)) > MAX_LABEL_BYTES:
+            raise ValueError(f"label {label!r} is {len(encode_label(label))} bytes as sent (see docs/protocol.md); "
+                             f"at most {MAX_LABEL_BYTES}")
