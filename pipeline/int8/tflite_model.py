@@ -41,6 +41,8 @@ class Operator:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     activation: str
+    beta: float = 1.0
+    """SOFTMAX's beta (its SoftmaxOptions): the kernel's multiplier depends on it."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,15 @@ def _activation(op: tflite.Operator) -> str:
     return _ACTIVATION_NAMES.get(code, str(code))
 
 
+def _beta(op: tflite.Operator) -> float:
+    table = op.BuiltinOptions()
+    if table is None or _OPTION_NAMES.get(op.BuiltinOptionsType()) != "SoftmaxOptions":
+        return 1.0
+    options = tflite.SoftmaxOptions()
+    options.Init(table.Bytes, table.Pos)
+    return float(options.Beta())
+
+
 def _tensor(model: tflite.Model, index: int, t: tflite.Tensor) -> Tensor:
     dtype = _TYPE_NAMES.get(t.Type(), str(t.Type()))
     q = t.Quantization()
@@ -125,7 +136,7 @@ def read(data: bytes) -> TfliteModel:
             operators.append(Operator(i, _OP_NAMES.get(builtin, f"BUILTIN_{builtin}"),
                                       tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else (),
                                       tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else (),
-                                      _activation(o)))
+                                      _activation(o), _beta(o)))
         inputs = tuple(int(x) for x in graph.InputsAsNumpy()) if graph.InputsLength() else ()
         outputs = tuple(int(x) for x in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
     except (IndexError, ValueError, TypeError, AttributeError) as exc:  # a truncated or corrupt flatbuffer
