@@ -75,8 +75,37 @@ def test_aot_matches_oracle(make, tmp_path):
 def test_aot_refuses_unsupported_op_naming_it():
     import keras
     from pipeline.model import quantize
-    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(3, activation="sigmoid"), keras.layers.Dense(1)])
+    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(3), keras.layers.LeakyReLU(),
+                              keras.layers.Dense(1)])
     tfl = quantize.convert(model, (-1.0, 1.0))
     parsed = tflite_model.read(tfl)
-    with pytest.raises(reference.UnsupportedModelError, match="LOGISTIC"):
+    with pytest.raises(reference.UnsupportedModelError, match="LEAKY_RELU"):
         emit.sources(tfl, parsed, emit.facts(parsed, "x", (-1.0, 1.0), 0, 4.0), {})
+
+
+@pytest.mark.skipif(CC is None, reason="no C compiler")
+@pytest.mark.parametrize("make", [
+    lambda: trained.classifier_tflite(1, (), 3),
+    lambda: trained.classifier_tflite(1, (8,), 4, "sigmoid"),
+    lambda: trained.classifier_tflite(3, (8,), 5, "tanh"),
+    lambda: trained.activation_tflite("softmax", 4),
+    lambda: trained.activation_tflite("tanh"),
+], ids=["dense-softmax", "sigmoid-softmax", "3in-tanh-softmax", "softmax-alone", "tanh-alone"])
+def test_aot_matches_oracle_with_logistic_tanh_softmax(make, tmp_path):
+    model = make()
+    parsed = tflite_model.read(model)
+    codes = trained.all_codes(parsed.input.shape[-1], count=1000)
+    expected, _ = oracle.int8_outputs(model, codes)
+    np.testing.assert_array_equal(run_aot(model, codes, tmp_path), expected)
+
+
+def test_header_of_a_fully_connected_chain_keeps_its_form():
+    """Only models with other ops get the entry kinds and counts: the seed models' tables, layer list and
+    so machine code stay as they were."""
+    from pipeline.emit import aot
+    plain = aot.header(reference.lower(tflite_model.read(trained.tflite((2,)))))
+    assert "_LOOKUP" not in plain and "_SOFTMAX" not in plain and "MODEL_AOT_FC_COUNT" not in plain
+    assert "#define MODEL_AOT_LAYER_COUNT 2\n#define MODEL_AOT_MAX_UNITS 2 " in plain
+    mixed = aot.header(reference.lower(tflite_model.read(trained.classifier_tflite(1, (8,), 3, "tanh"))))
+    assert "LAYER##_LOOKUP(8, model_aot_t1) \\\n  LAYER(8, 3, model_aot_w2" in mixed
+    assert "LAYER##_SOFTMAX(3, model_aot_e3, " in mixed and "#define MODEL_AOT_FC_COUNT 2 " in mixed

@@ -63,10 +63,51 @@ def test_random_models_bit_exact(inputs, hidden, outputs, activation, per_channe
 def test_unsupported_op_is_named():
     import keras
     from pipeline.model import quantize
-    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(4), keras.layers.LeakyReLU(),
+                              keras.layers.Dense(1)])
     parsed = tflite_model.read(quantize.convert(model, (-1.0, 1.0)))
-    with pytest.raises(reference.UnsupportedModelError, match=r"TANH.*TFLM engine"):
+    with pytest.raises(reference.UnsupportedModelError, match=r"LEAKY_RELU.*TFLM engine"):
         reference.run(parsed, trained.all_codes())
+
+
+def test_fixed_point_functions_at_known_points():
+    """gemmlowp's exp, logistic, tanh and reciprocal: exact at their special points, and within 1e-6 of
+    the real function elsewhere (the kernels' own accuracy; an int8 step is 1/256)."""
+    q31 = 2.0**31
+    assert reference.exp_on_negative_values(np.array([0]), 5).tolist() == [2**31 - 1]
+    assert reference.fixed_logistic(np.array([0]), 4).tolist() == [2**30]
+    assert reference.fixed_tanh(np.array([0]), 4).tolist() == [0]
+    for bits in (4, 5):
+        a = -np.arange(0, 2**(31 - bits + 3), 2**(31 - bits - 6))
+        np.testing.assert_allclose(reference.exp_on_negative_values(a, bits) / q31,
+                                   np.exp(a / 2.0**(31 - bits)), atol=1e-6)
+    x = np.arange(-2**30, 2**30, 2**22)
+    np.testing.assert_allclose(reference.fixed_logistic(x, 4) / q31, 1 / (1 + np.exp(-x / 2.0**27)), atol=1e-6)
+    np.testing.assert_allclose(reference.fixed_tanh(x, 4) / q31, np.tanh(x / 2.0**27), atol=1e-6)
+    np.testing.assert_array_equal(reference.fixed_tanh(-x, 4), -reference.fixed_tanh(x, 4))
+    y = np.arange(0, 2**31 - 2**22, 2**22)
+    np.testing.assert_allclose(reference.one_over_one_plus_x(y) / q31, 1 / (1 + y / q31), atol=1e-8)
+
+
+@needs_tflm
+def test_chains_with_logistic_tanh_and_softmax_bit_exact():
+    for model in (trained.classifier_tflite(1, (8,), 3, "sigmoid"), trained.classifier_tflite(1, (8,), 4, "tanh")):
+        parsed = tflite_model.read(model)
+        assert [type(layer) for layer in reference.lower(parsed)] == [
+            reference.FullyConnected, reference.Lookup, reference.FullyConnected, reference.Softmax]
+        codes = trained.all_codes()
+        np.testing.assert_array_equal(reference.run(parsed, codes), oracle.tflm_outputs(model, codes))
+
+
+def test_softmax_prepare_matches_tflm_definition():
+    """beta * scale * 2**26 as a multiplier above one; diff_min = -floor(31 * 2**26 / 2**shift)."""
+    parsed = tflite_model.read(trained.activation_tflite("softmax", 4, (-3.0, 5.0)))
+    layer, = reference.lower(parsed)
+    real = float(parsed.input.scales[0]) * 2**26
+    assert (layer.input_multiplier, layer.input_left_shift) == reference.quantize_multiplier(real)
+    assert layer.diff_min == -((31 << 26) >> layer.input_left_shift)
+    table = layer.exp_table
+    assert table[0] == 2**31 - 1 and np.all(np.diff(table.astype(np.int64)) <= 0) and table[-1] > 0
 
 
 def test_reads_everything_from_the_flatbuffer():

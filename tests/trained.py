@@ -48,3 +48,45 @@ def all_codes(inputs: int = 1, count: int = 256, seed: int = 0) -> np.ndarray:
 
 def seed_data() -> Dataset:
     return data.seed()
+
+
+@functools.cache
+def activation_tflite(activation: str, inputs: int = 1, input_range: tuple[float, float] = (-3.0, 5.0)) -> bytes:
+    """The activation alone on the model's input (one LOGISTIC, TANH or SOFTMAX op): the tests choose
+    its int8 input codes directly, every code, ties and saturated logits included."""
+    import keras
+    model = keras.Sequential([keras.Input(shape=(inputs,)), keras.layers.Activation(activation)])
+    return quantize.convert(model, input_range)
+
+
+@functools.cache
+def classifier_tflite(inputs: int, hidden: tuple[int, ...], classes: int, activation: str = "relu",
+                      output: str = "softmax", seed: int = 0, logit_gain: float = 1.0, tie: bool = False) -> bytes:
+    """Dense layers -> Dense(classes, output), randomly initialised. logit_gain scales the last layer's
+    weights (a wide logit spread: exps below diff_min, probabilities saturated at 0 and 1); tie gives
+    unit 1 unit 0's weights and bias, so those two logits are equal on every input."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input(shape=(inputs,))] + [keras.layers.Dense(units, activation=activation) for units in hidden]
+    model = keras.Sequential(layers + [keras.layers.Dense(classes, activation=output)])
+    weights, bias = model.layers[-1].get_weights()
+    weights = weights * logit_gain
+    bias = bias + np.random.default_rng(seed).normal(0.0, 0.5, bias.shape).astype(np.float32)
+    if tie:
+        weights[:, 1], bias[1] = weights[:, 0], bias[0]
+    model.layers[-1].set_weights([weights, bias])
+    return quantize.convert(model, (-3.0, 5.0))
+
+
+def logit_codes(classes: int, count: int = 3000, seed: int = 0) -> np.ndarray:
+    """int8 logit rows: random, all equal (every code), two equal maxima, only -128 and 127, and one
+    127 among -128s (the widest difference)."""
+    rng = np.random.default_rng(seed)
+    random = rng.integers(-128, 128, size=(count, classes))
+    equal = np.repeat(np.arange(-128, 128).reshape(-1, 1), classes, axis=1)
+    two_maxima = rng.integers(-128, 128, size=(count // 4, classes))
+    two_maxima[:, 0] = two_maxima[:, -1] = two_maxima.max(axis=1)
+    saturated = rng.choice([-128, 127], size=(count // 4, classes))
+    widest = np.full((classes, classes), -128)
+    np.fill_diagonal(widest, 127)
+    return np.vstack([random, equal, two_maxima, saturated, widest]).astype(np.int8)
