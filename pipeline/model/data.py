@@ -7,12 +7,13 @@ import os
 import re
 import stat
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import BadInput
+from pipeline.int8 import description
 
 SEED_XS = (-1.0, 0.0, 1.0, 2.0, 3.0, 4.0)
 LESSON_X = 10.0
@@ -29,6 +30,14 @@ BATCH_ROWS = 4096
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+TASKS = ("classify", "regress")
+MAX_CLASSES = description.MAX_CLASSES
+"""Classes a classifier may have: one int8 output each, and one label each in the device's buffers."""
+LABEL_ORDER = "sorted"
+"""Classes are numbered in sorted label order (numerically when every label is a number), not
+first-seen: the output order then does not change when the file's rows are shuffled."""
+
+
 class DataError(BadInput, ValueError):
     """Bad data: the message names the file, the line and the problem."""
 
@@ -42,6 +51,17 @@ class Dataset:
     default_range: tuple[float, float]
     lines: np.ndarray | None = None
     """Each row's line in the file (1-based), for messages about a row; None for the seed."""
+    task: str = "regress"
+    labels: tuple[str, ...] = ()
+    """A classifier's class labels, in output order (LABEL_ORDER); empty for a regression."""
+    classes: np.ndarray | None = None
+    """A classifier's class index per row (y is its one-hot encoding); None for a regression."""
+    task_reason: str = ""
+    """Why the task is what it is, for the build's data line."""
+
+    @property
+    def classify(self) -> bool:
+        return self.task == "classify"
 
     @property
     def inputs(self) -> int:
@@ -56,6 +76,17 @@ class Dataset:
         if self.lines is None:
             return f"{self.source}: row {row + 1}"
         return f"{self.source}:{int(self.lines[row])}"
+
+    def subset(self, rows: np.ndarray) -> Dataset:
+        """These rows only, as a data set of their own (the training rows, or the hold-out rows)."""
+        x = self.x[rows]
+        return replace(self, x=x, y=self.y[rows], default_range=(float(x.min()), float(x.max())),
+                       lines=None if self.lines is None else self.lines[rows],
+                       classes=None if self.classes is None else self.classes[rows])
+
+    def counts(self) -> np.ndarray:
+        """Rows per class, in label order."""
+        return np.bincount(self.classes, minlength=len(self.labels))
 
 
 def seed() -> Dataset:
@@ -170,15 +201,26 @@ def _slow_chunk(rows: _Rows, chunk: bytes, first_line: int, width: int, pattern:
     rows.add(np.array(values, dtype=np.float64).reshape(-1, width), np.array(numbers, dtype=np.int64))
 
 
-def load_csv(path: Path, outputs: int = 1) -> Dataset:
-    """Rows of numbers; the last `outputs` columns are the targets. An optional first row of names.
+def _cells(line: str, where: str, line_no: int) -> list[str]:
+    try:
+        return [c.strip() for c in next(csv.reader([line]))]
+    except csv.Error as exc:
+        problem = ("lines end in a bare carriage return; save the file with LF or CRLF line ends"
+                   if "\r" in line else str(exc))
+        raise DataError(f"{where}:{line_no}: {problem}") from None
 
-    Streams the file in blocks that numpy parses once their bytes are seen to be plain numbers,
-    into float32: memory stays near the data as float32, not a Python float per cell."""
+
+def load_csv(path: Path, outputs: int = 1, task: str | None = None) -> Dataset:
+    """Rows of numbers, or of numbers and a class label last; the last `outputs` columns are the
+    targets. An optional first row of names.
+
+    The task is `task` when given, else guessed from the first data row: a target that is not a
+    number is a class label. Numbers stream in blocks that numpy parses once their bytes are seen
+    to be plain numbers, into float32: memory stays near the data as float32."""
     where = str(path)
-    rows = _Rows(where)
     names: tuple[str, ...] | None = None
     width: int | None = None
+    first: tuple[int, str, bytes, list[str]] | None = None
     with _open(path, where) as stream:
         line_no = 0
         for raw in stream:
@@ -186,24 +228,35 @@ def load_csv(path: Path, outputs: int = 1) -> Dataset:
             line = _decode(raw, where, line_no)
             if _skipped(line):
                 continue
-            try:
-                cells = [c.strip() for c in next(csv.reader([line]))]
-            except csv.Error as exc:
-                problem = ("lines end in a bare carriage return; save the file with LF or CRLF line ends"
-                           if "\r" in line else str(exc))
-                raise DataError(f"{where}:{line_no}: {problem}") from None
-            width = len(cells)
-            if width < outputs + 1:
-                raise DataError(f"{where}:{line_no}: {width} column(s); need at least {outputs + 1} "
-                                f"({outputs} output column(s) last, inputs before them)")
-            if any(_CELL.fullmatch(c) for c in cells):
-                _slow_chunk(rows, raw.rstrip(b"\r\n"), line_no, width, _row_pattern(width))
-            else:
-                names = tuple(cells)
+            cells = _cells(line, where, line_no)
+            if width is None:
+                width = len(cells)
+                if width < outputs + 1:
+                    raise DataError(f"{where}:{line_no}: {width} column(s); need at least {outputs + 1} "
+                                    f"({outputs} output column(s) last, inputs before them)")
+                if not any(_CELL.fullmatch(c) for c in cells):
+                    names = tuple(cells)
+                    continue
+            first = (line_no, line, raw, cells)
             break
         if width is None:
             raise DataError(f"{where}: empty file: no rows")
+        text_target = first is not None and len(first[3]) == width and _CELL.fullmatch(first[3][-1]) is None
+        if task is None:
+            task = "classify" if outputs == 1 and text_target else "regress"
+            reason = (f"line {first[0]}'s target {first[3][-1]!r} is not a number, so it is a class label"
+                      if task == "classify" else "the targets are numbers")
+        else:
+            reason = f"--task {task}"
+        if first is None:
+            raise DataError(f"{where}: 0 data row(s); need at least 2")
+        if task == "classify":
+            hint = "" if reason.startswith("--task") else f" (classification: {reason}; --task regress if not)"
+            return _load_labelled(stream, where, first, width, names, hint, reason)
+        rows = _Rows(where)
         pattern = _row_pattern(width)
+        _slow_chunk(rows, first[2].rstrip(b"\r\n"), first[0], width, pattern)
+        line_no = first[0]
         carry = b""
         while True:
             block = stream.read(_CHUNK_BYTES)
@@ -212,12 +265,12 @@ def load_csv(path: Path, outputs: int = 1) -> Dataset:
             chunk, carry = data[:cut], data[cut:]
             if chunk:
                 table = _fast_chunk(chunk, width)
-                first = line_no + 1
+                start = line_no + 1
                 line_no += chunk.count(b"\n") + (not chunk.endswith(b"\n"))
                 if table is not None:
-                    rows.add(table, np.arange(first, first + len(table), dtype=np.int64))
+                    rows.add(table, np.arange(start, start + len(table), dtype=np.int64))
                 else:
-                    _slow_chunk(rows, chunk[:-1] if chunk.endswith(b"\n") else chunk, first, width, pattern)
+                    _slow_chunk(rows, chunk[:-1] if chunk.endswith(b"\n") else chunk, start, width, pattern)
             if not block:
                 break
     count = rows.count()
@@ -230,7 +283,145 @@ def load_csv(path: Path, outputs: int = 1) -> Dataset:
         inputs = width - outputs
         names = tuple([f"x{i + 1}" if inputs > 1 else "x" for i in range(inputs)] +
                       [f"y{i + 1}" if outputs > 1 else "y" for i in range(outputs)])
-    return Dataset(x, y, where, names, (float(x.min()), float(x.max())), np.concatenate(rows.lines))
+    return Dataset(x, y, where, names, (float(x.min()), float(x.max())), np.concatenate(rows.lines),
+                   task_reason=reason)
+
+
+_LABEL_BLOCK_ROWS = 65536
+
+
+def _label_key(labels: list[str]):
+    """Sorted order: by value when every label is a number (so 10 follows 9), else by text."""
+    if all(_CELL.fullmatch(label) for label in labels):
+        return lambda label: (float(label), label)
+    return lambda label: label
+
+
+def _load_labelled(stream, where: str, first: tuple[int, str, bytes, list[str]], width: int,
+                   names: tuple[str, ...] | None, hint: str, reason: str) -> Dataset:
+    """Numeric inputs and a class label last, line by line: classes become indices as they come,
+    one small integer per row rather than a string."""
+    rows = _Rows(where)
+    index: dict[str, int] = {}
+    seen_on: list[int] = []
+    classes: list[int] = []
+    values: list[list[float]] = []
+    numbers: list[int] = []
+    pattern = _row_pattern(width - 1)
+
+    def flush() -> None:
+        rows.add(np.array(values, dtype=np.float64).reshape(-1, width - 1), np.array(numbers, dtype=np.int64))
+        values.clear()
+        numbers.clear()
+
+    def take(line_no: int, line: str, cells: list[str] | None) -> None:
+        if cells is None:
+            cells = line.split(",") if '"' not in line else _cells(line, where, line_no)
+        if len(cells) != width:
+            raise DataError(f"{where}:{line_no}: {len(cells)} column(s), expected {width} like the first row")
+        inputs = cells[:-1]
+        if not pattern.fullmatch(",".join(inputs)):
+            raise _bad_cells(where, line_no, inputs, None)
+        label = cells[-1].strip(" \t")
+        if not label:
+            raise DataError(f"{where}:{line_no}: column {width}: empty class label{hint}")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in label):
+            raise DataError(f"{where}:{line_no}: column {width}: class label {label!r} holds a control character")
+        k = index.get(label)
+        if k is None:
+            sent = description.encode_label(label)
+            if len(sent) > description.MAX_LABEL_BYTES:
+                raise DataError(f"{where}:{line_no}: column {width}: class label {label!r} is {len(sent)} bytes as the "
+                                f"device sends it ({sent[:20]}...); at most {description.MAX_LABEL_BYTES}")
+            if len(index) == MAX_CLASSES:
+                raise DataError(f"{where}:{line_no}: column {width}: {label!r} would be class {MAX_CLASSES + 1}; at "
+                                f"most {MAX_CLASSES} classes{hint}")
+            k = index[label] = len(index)
+            seen_on.append(line_no)
+        classes.append(k)
+        values.append([float(c) for c in inputs])
+        numbers.append(line_no)
+        if len(values) == _LABEL_BLOCK_ROWS:
+            flush()
+
+    line_no = first[0]
+    take(line_no, first[1], first[3])
+    for raw in stream:
+        line_no += 1
+        line = _decode(raw, where, line_no)
+        if not _skipped(line):
+            take(line_no, line, None)
+    flush()
+    count = rows.count()
+    if count < 2:
+        raise DataError(f"{where}: {count} data row(s); need at least 2")
+    found = list(index)
+    if len(found) == 1:
+        raise DataError(f"{where}:{seen_on[0]}: every row has the class {found[0]!r}; a classifier needs at least 2 "
+                        f"classes{hint}")
+    by_first = np.array(classes, dtype=np.int32)
+    counts = np.bincount(by_first, minlength=len(found))
+    if (counts < 2).any():
+        lonely = int(np.flatnonzero(counts < 2)[0])
+        raise DataError(f"{where}:{seen_on[lonely]}: class {found[lonely]!r} has this row only; each class needs at "
+                        f"least 2 rows (to train on and to hold out){hint}")
+    labels = sorted(found, key=_label_key(found))
+    order = np.array([labels.index(label) for label in found], dtype=np.int32)
+    row_classes = order[by_first]
+    x = np.concatenate(rows.tables) if len(rows.tables) > 1 else rows.tables[0]
+    rows.tables.clear()
+    y = np.eye(len(labels), dtype=np.float32)[row_classes]
+    if names is None:
+        inputs = width - 1
+        names = tuple([f"x{i + 1}" if inputs > 1 else "x" for i in range(inputs)] + ["class"])
+    return Dataset(x, y, where, names, (float(x.min()), float(x.max())), np.concatenate(rows.lines),
+                   task="classify", labels=tuple(labels), classes=row_classes, task_reason=reason)
+
+
+HOLDOUT = 0.2
+"""A classifier's share of rows held out of training, per class, to measure its accuracy on."""
+HOLDOUT_MIN_ROWS = 30
+"""Below this, one row moves the hold-out accuracy by more than 3 points: warn."""
+HOLDOUT_MIN_PER_CLASS = 5
+"""Below this, a class's recall on the hold-out set is a few coin flips: warn."""
+
+
+def holdout_split(classes: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and hold-out row indices (each sorted), stratified: every class keeps its share in
+    both, at least one row in each. Seeded by the build's --seed, so the same arguments hold out
+    the same rows."""
+    rng = np.random.default_rng([seed, 0x686f6c64])
+    held: list[np.ndarray] = []
+    for k in range(int(classes.max()) + 1):
+        rows = np.flatnonzero(classes == k)
+        if not len(rows):
+            continue
+        take = min(max(int(round(fraction * len(rows))), 1), len(rows) - 1)
+        held.append(rng.permutation(rows)[:take])
+    hold = np.sort(np.concatenate(held))
+    train = np.setdiff1d(np.arange(len(classes)), hold, assume_unique=True)
+    return train, hold
+
+
+def class_weights(counts: np.ndarray) -> np.ndarray:
+    """'Balanced' weights, rows / (classes * rows of the class): each class weighs the same in the
+    loss, so a rare class is not traded away for accuracy on a common one (1.0 each when balanced)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return counts.sum() / (len(counts) * np.maximum(counts, 1))
+
+
+def holdout_warnings(labels: tuple[str, ...], counts: np.ndarray) -> list[str]:
+    """Why the hold-out figures may mean little: too few rows, or a class with too few."""
+    out = []
+    total = int(counts.sum())
+    if total < HOLDOUT_MIN_ROWS:
+        out.append(f"the hold-out set has {total} rows: one row moves its accuracy by {100 / total:.1f} points; "
+                   "give more data or a larger --holdout")
+    few = [f"{labels[k]!r} {int(n)}" for k, n in enumerate(counts) if n < HOLDOUT_MIN_PER_CLASS]
+    if few:
+        out.append(f"hold-out rows per class below {HOLDOUT_MIN_PER_CLASS}: {', '.join(few)}; their recall "
+                   "means little (give more data or a larger --holdout)")
+    return out
 
 
 INPUT_LIMIT = 1e30
