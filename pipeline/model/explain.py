@@ -45,6 +45,13 @@ def _activation(name: str, z: np.ndarray) -> np.ndarray:
         return np.maximum(z, 0)
     if name == "relu6":
         return np.clip(z, 0, 6)
+    if name == "sigmoid":
+        return 1 / (1 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "softmax":
+        e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+        return e / np.sum(e, axis=-1, keepdims=True)
     return z
 
 
@@ -153,7 +160,8 @@ def _short(values: np.ndarray) -> list:
 def explain(model: keras.Model, names: tuple[str, ...], inputs: int) -> Explanation:
     """Everything shown about a trained model; the hand computation only where it fits a glance."""
     model_layers = layers(model)
-    small = inputs == 1 and len(model_layers) > 1 and all(layer.units <= 4 for layer in model_layers)
+    small = (inputs == 1 and len(model_layers) > 1 and all(layer.units <= 4 for layer in model_layers)
+             and model_layers[-1].activation != "softmax")
     steps: list[str] = []
     error = None
     if small:

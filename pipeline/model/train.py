@@ -11,11 +11,12 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from pipeline.model.data import BATCH_ROWS, Dataset
+from pipeline.model.data import BATCH_ROWS, Dataset, class_weights
 from pipeline.errors import PipelineError
 
-ACTIVATIONS = ("linear", "relu", "relu6")
-"""Activations that int8 TFLM fuses into FULLY_CONNECTED, so both engines compute them."""
+ACTIVATIONS = ("linear", "relu", "relu6", "sigmoid", "tanh")
+"""Hidden-layer activations: int8 TFLM fuses the first three into FULLY_CONNECTED; sigmoid and
+tanh become LOGISTIC and TANH ops of their own."""
 
 
 class TrainingError(PipelineError, RuntimeError):
@@ -33,6 +34,8 @@ class TrainConfig:
     seed: int = 0
     batch_rows: int = BATCH_ROWS
     """Rows per step: all of them up to this many (the lesson's full batch), else a mini-batch."""
+    task: str = "regress"
+    """regress: a linear output and MSE; classify: a softmax output and categorical cross-entropy."""
 
 
 @dataclass
@@ -41,16 +44,21 @@ class Trained:
     losses: np.ndarray
     seconds: float
     trajectory: list[dict[str, float]] = field(default_factory=list)
+    class_weights: np.ndarray | None = None
+    """A classifier's loss weight per class, in label order."""
 
 
-def build_model(inputs: int, outputs: int, hidden: tuple[int, ...], activation: str) -> keras.Model:
-    """Dense layers as in the lesson; Keras 3 wants an explicit Input, not input_shape=.
+def build_model(inputs: int, outputs: int, hidden: tuple[int, ...], activation: str,
+                softmax: bool = False) -> keras.Model:
+    """Dense layers as in the lesson, a softmax on the last for a classifier; Keras 3 wants an
+    explicit Input, not input_shape=.
 
     Fixed names: tensor names end up in the flatbuffer, so Keras's per-process counters
     (dense_1, dense_2, ...) would change its bytes and hash from one build to the next."""
     sizes = [*hidden, outputs]
     layers: list[keras.layers.Layer] = [keras.Input(shape=(inputs,), name="x")]
-    layers += [keras.layers.Dense(units, activation=activation if k < len(hidden) else None, name=f"dense_{k + 1}")
+    last = "softmax" if softmax else None
+    layers += [keras.layers.Dense(units, activation=activation if k < len(hidden) else last, name=f"dense_{k + 1}")
                for k, units in enumerate(sizes)]
     return keras.Sequential(layers, name="model")
 
@@ -97,9 +105,14 @@ def fit(data: Dataset, config: TrainConfig, progress: Progress | None = None) ->
     rows of one seeded shuffle, so a step costs the same for 10,000 rows as for 1,000,000."""
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_model(data.inputs, data.outputs, config.hidden, config.activation)
+    classify = config.task == "classify"
+    if classify and data.classes is None:
+        raise TrainingError("a classifier trains on class labels, and this data has none")
+    model = build_model(data.inputs, data.outputs, config.hidden, config.activation, softmax=classify)
     optimizer = _optimizer(config)
-    loss_fn = keras.losses.MeanSquaredError()
+    loss_fn = keras.losses.CategoricalCrossentropy() if classify else keras.losses.MeanSquaredError()
+    weights = class_weights(data.counts()) if classify else None
+    row_weight = tf.constant(weights.astype(np.float32)[data.classes]) if classify else None
     x, y = tf.constant(data.x), tf.constant(data.y)
     rows = len(data.x)
     batch = min(rows, config.batch_rows)
@@ -110,12 +123,16 @@ def fit(data: Dataset, config: TrainConfig, progress: Progress | None = None) ->
         losses = tf.TensorArray(tf.float32, size=n)
         for i in tf.range(n):
             if order is None:
-                xb, yb = x, y
+                xb, yb, wb = x, y, row_weight
             else:
                 picked = tf.gather(order, ((start + tf.cast(i, tf.int64)) * batch + tf.range(batch, dtype=tf.int64)) % rows)
                 xb, yb = tf.gather(x, picked), tf.gather(y, picked)
+                wb = None if row_weight is None else tf.gather(row_weight, picked)
             with tf.GradientTape() as tape:
-                loss = loss_fn(yb, model(xb, training=True))
+                if wb is None:
+                    loss = loss_fn(yb, model(xb, training=True))
+                else:
+                    loss = loss_fn(yb, model(xb, training=True), sample_weight=wb)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             losses = losses.write(i, loss)
@@ -133,12 +150,12 @@ def fit(data: Dataset, config: TrainConfig, progress: Progress | None = None) ->
             progress(done, config.epochs, float(history[-1][-1]))
     losses = np.concatenate(history) if history else np.zeros(0, dtype=np.float32)
     _check(losses, model, config.lr)
-    return Trained(model, losses, time.perf_counter() - started)
+    return Trained(model, losses, time.perf_counter() - started, class_weights=weights)
 
 
 def tape(data: Dataset, config: TrainConfig, progress: Progress | None = None) -> Trained:
     """The lesson's own loop: w = b = 10, y = w*x + b, MSE, step against the gradient."""
-    if data.inputs != 1 or data.outputs != 1 or config.hidden:
+    if data.inputs != 1 or data.outputs != 1 or config.hidden or config.task != "regress":
         raise TrainingError("--trainer tape trains the lesson's single neuron: one input, one output, no --hidden")
     started = time.perf_counter()
     w, b = tf.Variable(10.0), tf.Variable(10.0)
