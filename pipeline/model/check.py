@@ -170,7 +170,10 @@ def judged_inputs(tfl: TfliteModel, data: Dataset, input_range: tuple[float, flo
 
 
 def underfit_warning(model: keras.Model, data: Dataset) -> str | None:
-    """One line when the float model explains too little of y: int8 cannot fix what float got wrong."""
+    """One line when the float model explains too little of y: int8 cannot fix what float got wrong.
+    Not for a classifier, whose one-hot targets have no variance to explain: see classify()."""
+    if data.classify:
+        return None
     residual = np.mean((_float(model, data.x) - data.y) ** 2, axis=0)
     variance = np.var(data.y.astype(np.float64), axis=0)
     share = np.where(variance > 0, residual / np.where(variance > 0, variance, 1), 0.0)
@@ -233,3 +236,160 @@ def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, inpu
     warning = underfit_warning(model, data)
     return CheckResult(codes, sweep_float, ref, tflm_checked, mismatches, errors, sweep_errors, points, curve,
                        tolerance_lsb, probes, lesson_x, [warning] if warning else [])
+
+
+CLASSIFY_TOLERANCE_LSB = 16.0
+"""A classifier's outputs are probabilities in steps of 1/256 (TFLite fixes softmax's int8 output
+scale): its float-vs-int8 tolerance in those steps with no hidden layer."""
+CLASSIFY_TOLERANCE_PER_HIDDEN_LAYER = 32.0
+"""Where two classes meet, softmax is steep: an input or activation rounding step moves a
+probability far. Measured worst inside the calibrated range (Gaussian blobs in 2-D, 2, 3 and 5
+classes, 4 seeds each, adam, 300 epochs): 10.9 steps with no hidden layer; 13.2 (sigmoid), 30.9
+(relu) and 36.3 (tanh) with one of 8 units; 62.1 (relu) and 49.6 (tanh) with 16,16."""
+DISAGREEMENT_ROWS_LISTED = 20
+
+
+def classify_tolerance_lsb(hidden: Sequence[int]) -> float:
+    """A classifier's default tolerance in probability steps of 1/256: 16 + 32 per hidden layer
+    (16, 48, 80), at most 256, every step; the hold-out accuracy and agreement figures judge the rest."""
+    return min(CLASSIFY_TOLERANCE_LSB + CLASSIFY_TOLERANCE_PER_HIDDEN_LAYER * len(hidden), 256.0)
+
+
+def top(outputs: np.ndarray) -> np.ndarray:
+    """The predicted class per row: the largest output, the lowest index among equal ones (np.argmax's rule)."""
+    return np.argmax(np.asarray(outputs), axis=1)
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Rows: the true class; columns: the predicted class."""
+    return np.bincount(np.asarray(truth) * classes + np.asarray(predicted), minlength=classes * classes).reshape(classes, classes)
+
+
+def per_class(matrix: np.ndarray) -> tuple[list[float | None], list[float | None]]:
+    """Precision and recall per class from a confusion matrix; None where a class was never
+    predicted (precision) or never present (recall), rather than a made-up 0."""
+    hits = np.diag(matrix).astype(np.float64)
+    predicted, present = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = [float(h / p) if p else None for h, p in zip(hits, predicted)]
+    recall = [float(h / n) if n else None for h, n in zip(hits, present)]
+    return precision, recall
+
+
+def lite_outputs(tflite: bytes, codes: np.ndarray) -> np.ndarray:
+    """The int8 model as TensorFlow Lite's own kernels compute it: for SOFTMAX, LOGISTIC and TANH
+    they are other integer algorithms than TFLM's, and may round an output a few steps apart."""
+    import warnings
+    import tensorflow as tf
+    from pipeline.capture import fd_output
+    with warnings.catch_warnings(), fd_output(2):
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(
+            model_content=bytes(tflite),
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    codes = np.asarray(codes, dtype=np.int8)
+    index = interpreter.get_input_details()[0]["index"]
+    out_index = interpreter.get_output_details()[0]["index"]
+    rows = []
+    for k in range(0, len(codes), CHUNK_ROWS):
+        block = codes[k:k + CHUNK_ROWS]
+        interpreter.resize_tensor_input(index, list(block.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(index, block)
+        interpreter.invoke()
+        rows.append(np.array(interpreter.get_tensor(out_index), dtype=np.int8).reshape(len(block), -1))
+    return np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.int8)
+
+
+@dataclass
+class Classification:
+    """A classifier on its hold-out rows: float, int8 (TensorFlow Lite) and int8 as the device
+    computes it (the oracle, which the device equals bit for bit)."""
+
+    labels: tuple[str, ...]
+    truth: np.ndarray
+    float_top: np.ndarray
+    int8_top: np.ndarray
+    device_top: np.ndarray
+    device_oracle: str
+    lines: np.ndarray | None
+    max_lsb: float
+    """Largest |float - device| probability over the hold-out rows, in steps of the output scale."""
+    train_counts: np.ndarray
+    holdout_counts: np.ndarray
+    class_weights: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return int(len(self.truth))
+
+    def accuracy(self, predicted: np.ndarray) -> float:
+        return float(np.mean(predicted == self.truth)) if self.rows else 0.0
+
+    def confusion(self, predicted: np.ndarray | None = None) -> np.ndarray:
+        return confusion(self.truth, self.device_top if predicted is None else predicted, len(self.labels))
+
+    def disagreements(self) -> np.ndarray:
+        """Hold-out rows (indices) where the float model's class is not the device's."""
+        return np.flatnonzero(self.float_top != self.device_top)
+
+    def where(self, rows: np.ndarray) -> list[int]:
+        return [int(self.lines[r]) if self.lines is not None else int(r) + 1 for r in rows]
+
+    def as_dict(self) -> dict[str, Any]:
+        matrix = self.confusion()
+        precision, recall = per_class(matrix)
+        float_precision, float_recall = per_class(self.confusion(self.float_top))
+        disagree = self.disagreements()
+        return {
+            "labels": list(self.labels), "label_order": "sorted", "tie_rule": "lowest index among equal int8 codes",
+            "holdout_rows": self.rows,
+            "balance": {"train": self.train_counts.tolist(), "holdout": self.holdout_counts.tolist(),
+                        "class_weights": [round(float(w), 6) for w in self.class_weights]},
+            "accuracy": {"float": self.accuracy(self.float_top), "int8": self.accuracy(self.int8_top),
+                         "device": self.accuracy(self.device_top)},
+            "device_oracle": self.device_oracle,
+            "per_class": {"precision": precision, "recall": recall, "float_precision": float_precision,
+                          "float_recall": float_recall},
+            "confusion": matrix.tolist(), "float_confusion": self.confusion(self.float_top).tolist(),
+            "disagreements": {"float_vs_device": int(len(disagree)),
+                              "int8_vs_device": int(np.count_nonzero(self.int8_top != self.device_top)),
+                              "lines": self.where(disagree[:DISAGREEMENT_ROWS_LISTED])},
+            "max_lsb": self.max_lsb, "warnings": self.warnings,
+        }
+
+    def lines_out(self) -> list[str]:
+        """What the build prints about the classifier."""
+        n = self.rows
+        disagree = len(self.disagreements())
+
+        def pct(predicted: np.ndarray) -> str:
+            return f"{100 * self.accuracy(predicted):.1f}% ({int(np.sum(predicted == self.truth))}/{n})"
+
+        precision, recall = per_class(self.confusion())
+        classes = ", ".join(f"{label} {'-' if p is None else f'{p:.2f}'}/{'-' if r is None else f'{r:.2f}'}"
+                            for label, p, r in zip(self.labels, precision, recall))
+        return [f"hold-out accuracy over {n} rows: float {pct(self.float_top)}, int8 {pct(self.int8_top)}, "
+                f"device {pct(self.device_top)} ({self.device_oracle}); float and device disagree on {disagree} row(s)",
+                f"  precision/recall (device): {classes}"]
+
+
+def classify(model: keras.Model, tflite: bytes, tfl: TfliteModel, holdout: Dataset, train_counts: np.ndarray,
+             class_weights: np.ndarray) -> Classification:
+    """The classifier's figures on rows training never saw."""
+    i, o = tfl.input, tfl.output
+    codes = quant.quantize(holdout.x, float(i.scales[0]), int(i.zero_points[0]))
+    probabilities = _float(model, holdout.x)
+    device, name = oracle.int8_outputs(tflite, codes)
+    lite = lite_outputs(tflite, codes)
+    device_p = quant.dequantize(device, float(o.scales[0]), int(o.zero_points[0]))
+    max_lsb = float(np.max(np.abs(device_p - probabilities))) / float(o.scales[0]) if len(codes) else 0.0
+    result = Classification(holdout.labels, holdout.classes, top(probabilities), top(lite), top(device),
+                            "TFLM runtime (tflite-micro)" if name == "tflm" else "integer reference",
+                            holdout.lines, max_lsb, np.asarray(train_counts), holdout.counts(), np.asarray(class_weights))
+    majority = float(train_counts.max() / train_counts.sum())
+    if result.accuracy(result.float_top) <= majority:
+        result.warnings.append(f"the float model's hold-out accuracy, {100 * result.accuracy(result.float_top):.1f}%, "
+                               f"is no better than always answering the largest class ({100 * majority:.1f}%): train "
+                               "longer (--epochs, --lr, --optimizer adam) or add --hidden layers")
+    return result
