@@ -1,4 +1,5 @@
-"""The build's report: report.json for programs, report.md and two pictures for people."""
+"""The build's report: report.json for programs, report.md and the pictures for people (fit.png and
+loss.png; confusion.png for a classifier)."""
 from __future__ import annotations
 
 import io
@@ -148,7 +149,7 @@ def _agreement_png(report: dict[str, Any], plt) -> bytes:
     return data
 
 
-def loss_png(losses: np.ndarray, title: str) -> bytes:
+def loss_png(losses: np.ndarray, title: str, loss: str = "MSE") -> bytes:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -158,13 +159,85 @@ def loss_png(losses: np.ndarray, title: str) -> bytes:
     if np.all(losses > 0):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (MSE)")
+    ax.set_ylabel(f"loss ({loss})")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     data = _png(fig)
     plt.close(fig)
     return data
+
+
+def confusion_png(c: dict[str, Any], title: str) -> bytes:
+    """The device's confusion matrix on the hold-out rows: counts, and each row's share of its class."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(c["confusion"], dtype=np.int64)
+    labels = c["labels"]
+    k = len(labels)
+    present = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, present, out=np.zeros(matrix.shape), where=present > 0)
+    side = min(2.8 + 0.55 * k, 14)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    if k <= 20:
+        for (t, p), n in np.ndenumerate(matrix):
+            ax.text(p, t, str(n), ha="center", va="center", fontsize=9 if k <= 10 else 6,
+                    color="white" if share[t, p] > 0.6 else "black")
+    ticks = np.arange(k)
+    ax.set_xticks(ticks, labels if k <= 40 else [""] * k, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+    ax.set_yticks(ticks, labels if k <= 40 else [""] * k)
+    ax.set_xlabel("predicted class (int8, as the device computes)")
+    ax.set_ylabel("true class")
+    a = c["accuracy"]
+    ax.set_title(f"{title}\n{c['holdout_rows']} rows: accuracy float {100 * a['float']:.1f}%, device "
+                 f"{100 * a['device']:.1f}%", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    fig.tight_layout()
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def classification_lines(c: dict[str, Any]) -> list[str]:
+    """report.md's classifier section: accuracies, per-class figures, the confusion matrix, disagreements."""
+    a, labels = c["accuracy"], c["labels"]
+    n = c["holdout_rows"]
+    balance = c["balance"]
+    d = c["disagreements"]
+    lines = ["## Classification (hold-out rows)", "",
+             f"{len(labels)} classes, numbered in {c['label_order']} label order (the outputs' order). {n} rows held "
+             "out of training, the same share of each class, chosen by the seed. The predicted class is the largest "
+             f"output; among equal int8 codes the {c['tie_rule'].split(' among')[0]} wins.", "",
+             "| model | accuracy |", "| --- | --- |",
+             f"| Keras float | {100 * a['float']:.2f}% |",
+             f"| int8 (TensorFlow Lite kernels) | {100 * a['int8']:.2f}% |",
+             f"| int8 as the device computes it ({c['device_oracle']}) | {100 * a['device']:.2f}% |", "",
+             f"Float and device disagree on {d['float_vs_device']} of {n} row(s)"
+             + (f" (lines {', '.join(map(str, d['lines']))}{', ...' if d['float_vs_device'] > len(d['lines']) else ''})"
+                if d["float_vs_device"] else "")
+             + f"; TensorFlow Lite and the device on {d['int8_vs_device']}. Largest float-vs-device probability "
+             f"difference: {c['max_lsb']:.3g} steps of 1/256.", "",
+             "| class | training rows | hold-out rows | class weight | precision | recall | float precision | float recall |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    p = c["per_class"]
+    for k, label in enumerate(labels):
+        lines.append(f"| {label} | {balance['train'][k]} | {balance['holdout'][k]} | {balance['class_weights'][k]:.3g} | "
+                     f"{_share(p['precision'][k])} | {_share(p['recall'][k])} | {_share(p['float_precision'][k])} | "
+                     f"{_share(p['float_recall'][k])} |")
+    lines += ["", "Confusion matrix (device; rows: true class, columns: predicted; confusion.png):", "",
+              "| true \\ predicted | " + " | ".join(labels) + " |", "| --- " * (len(labels) + 1) + "|"]
+    for label, row in zip(labels, c["confusion"]):
+        lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+    for warning in c.get("warnings", []):
+        lines += ["", f"Warning: {warning}"]
+    return lines
 
 
 def _training_batch(r: dict[str, Any]) -> str:
@@ -217,6 +290,8 @@ def markdown(r: dict[str, Any]) -> str:
     for p in c["points"]:
         lines.append(f"| {', '.join(f'{v:g}' for v in p['x'])} | {', '.join(f'{v:.4f}' for v in p['float'])} | "
                      f"{', '.join(f'{v:.4f}' for v in p['int8'])} | {'clipped' if p['clipped'] else ''} |")
+    if r.get("classification"):
+        lines += ["", *classification_lines(r["classification"])]
     if r.get("footprint"):
         lines += ["", "## Footprint on the Cortex-M4 (QEMU mps2-an386, arm-none-eabi-gcc -Os)", "",
                   *footprint_lines(r["footprint"]), "",
@@ -228,9 +303,9 @@ def markdown(r: dict[str, Any]) -> str:
 
 def assemble(*, facts, dataset, config, trained, explanation, result, engine: str, hidden: tuple[int, ...],
              activation: str, tflite_bytes: int, timings: dict[str, float],
-             rows: dict[str, Any] | None = None) -> dict[str, Any]:
-    """report.json's content: every stage's outcome, machine-readable."""
-    return {
+             rows: dict[str, Any] | None = None, classification: dict[str, Any] | None = None) -> dict[str, Any]:
+    """report.json's content: every stage's outcome, machine-readable; a classifier's hold-out figures too."""
+    report = {
         "model": {"name": facts.name, "inputs": facts.inputs, "outputs": facts.outputs, "hidden": list(hidden),
                   "activation": activation, "engine": engine, "sha256": facts.sha256, "id": facts.id,
                   "tflite_bytes": tflite_bytes, "ops": list(facts.ops), "arena_bytes": facts.arena,
@@ -247,6 +322,9 @@ def assemble(*, facts, dataset, config, trained, explanation, result, engine: st
         "lesson": result.lesson,
         "timings": timings,
     }
+    if classification is not None:
+        report["classification"] = classification
+    return report
 
 
 def footprint_lines(footprint: dict[str, Any] | None) -> list[str]:
