@@ -15,10 +15,12 @@ from typing import Any, Sequence
 from pipeline import cli
 from pipeline.errors import BadInput
 from pipeline.model import data as data_stage
-from pipeline.emit.files import OutputError, write_all
+from pipeline.emit.files import write_all
 from pipeline.paths import MODEL_DIR, ROOT
 
 MODELS = {"neuron": (), "two-layer": (2,)}
+ACTIVATIONS = ("linear", "relu", "relu6", "sigmoid", "tanh")
+"""train.ACTIVATIONS, named here so --help needs no TensorFlow."""
 MAX_HIDDEN_LAYERS = 8
 SEED_MAX = 2**32 - 1
 
@@ -53,14 +55,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                "targets, the columns before them the inputs; an optional first row of column names; blank lines and "
                "lines starting with # are skipped. A number is plain decimal: optional sign, ASCII digits, optional "
                "fraction, optional exponent (-1.5, .5, 2e-3); nothing else (no 1_000, inf, nan or non-ASCII digits). "
+               "Classification: a last column of class labels (text; integers with --task classify) trains a softmax "
+               "classifier; classes are numbered in sorted label order, and --holdout of each class's rows is kept "
+               "out of training to measure accuracy, precision, recall and the confusion matrix on. "
                + cli.EXIT_STATUSES)
-    p.add_argument("--data", type=Path, metavar="FILE.csv", help="training data (default: the seed lesson's xs -1..4, y = 2x - 1)")
+    p.add_argument("--data", type=Path, metavar="FILE.csv", help="training data: numbers, or numbers and a class label last (default: the seed lesson's "
+                   "xs -1..4, y = 2x - 1)")
     p.add_argument("--outputs", type=_integer, default=1, metavar="N", help="number of output columns at the end of each CSV row (default 1)")
     p.add_argument("--model", choices=sorted(MODELS), default="neuron",
                    help="neuron: one Dense(1) (default); two-layer: Dense(2) -> Dense(1), as in the lesson")
     p.add_argument("--hidden", metavar="N,N,...", help="hidden Dense layer sizes, e.g. 16,16 (replaces --model)")
-    p.add_argument("--activation", choices=("linear", "relu", "relu6"), default="linear",
-                   help="activation of the hidden layers (default linear; relu for data that is not linear)")
+    p.add_argument("--task", choices=data_stage.TASKS,
+                   help="classify: the last column holds class labels (any text, or integers), one softmax output per "
+                        "class; regress: it holds numbers to fit (default: classify when the first data row's target "
+                        "is not a number)")
+    p.add_argument("--holdout", type=_number, metavar="FRACTION",
+                   help=f"classifiers: the share of each class's rows held out of training, to measure accuracy on "
+                        f"(default {data_stage.HOLDOUT:g}; seeded by --seed)")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="linear",
+                   help="activation of the hidden layers (default linear; relu for data that is not linear; sigmoid "
+                        "and tanh run as int8 LOGISTIC and TANH ops)")
     p.add_argument("--trainer", choices=("fit", "tape"), default="fit",
                    help="fit: the lesson's Keras setup as compiled steps (default); tape: the lesson's hand-written "
                         "GradientTape loop for the single neuron (w = b = 10, MSE, lr 0.09, 50 steps)")
@@ -81,11 +95,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tolerance-lsb", type=_number, metavar="STEPS",
                    help="largest float-vs-int8 error allowed inside the calibrated range, in output quantization steps "
                         "(default 4 + 12 per hidden layer: 4 for one neuron, 28 for --hidden 16,16; the worst measured "
-                        "for each depth, with margin)")
+                        "for each depth, with margin; a classifier's, in probability steps of 1/256: 16 + 32 per hidden "
+                        "layer)")
     p.add_argument("--out", type=Path, default=MODEL_DIR, help="folder for the firmware model sources (default firmware/model)")
     p.add_argument("--report-dir", type=Path, default=ROOT / "build" / "report",
-                   help="folder of its own for report.json, report.md, fit.png, loss.png, replaced as a whole on each "
-                        "build (default build/report)")
+                   help="folder of its own for report.json, report.md, fit.png, loss.png (and confusion.png for a "
+                        "classifier), replaced as a whole on each build (default build/report)")
     p.add_argument("--footprint", action=argparse.BooleanOptionalAction, default=True,
                    help="measure flash, RAM, stack and instructions per inference on the Cortex-M4 under QEMU (default "
                         "on; skipped, saying why, without gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)")
@@ -147,10 +162,61 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("--trainer tape trains the lesson's single neuron only (no --hidden, --model neuron)")
     if args.trainer == "tape" and args.optimizer != "sgd":
         raise UsageError("--trainer tape is the lesson's plain gradient step: no --optimizer")
+    if args.holdout is not None and not 0 < args.holdout < 1:
+        raise UsageError(f"--holdout {args.holdout:g}: must be > 0 and < 1 (the share of each class's rows held out)")
+    if args.task == "classify":
+        if not args.data:
+            raise UsageError("--task classify needs --data: the seed lesson is a regression")
+        if args.outputs != 1:
+            raise UsageError(f"--outputs {args.outputs} does not apply to --task classify: a classifier reads one "
+                             "label column, and has one output per class")
+        if args.trainer == "tape":
+            raise UsageError("--trainer tape trains the lesson's single neuron, a regression: not --task classify")
+    if args.task == "regress" and args.holdout is not None:
+        raise UsageError("--holdout applies to classifiers: a regression trains on every row")
     hidden, _ = _hidden(args)
     if args.activation != "linear" and not hidden:
         raise UsageError(f"--activation {args.activation} applies to hidden layers, and the neuron has none "
                          "(add --hidden or --model two-layer)")
+
+
+def _validate_task(args: argparse.Namespace, dataset: data_stage.Dataset) -> None:
+    """The arguments against the task the data turned out to be, when it was guessed."""
+    if dataset.classify and args.trainer == "tape":
+        raise UsageError(f"--trainer tape trains the lesson's single neuron, a regression, and {dataset.source} is a "
+                         f"classification ({dataset.task_reason})")
+    if not dataset.classify and args.holdout is not None:
+        raise UsageError(f"--holdout applies to classifiers, and {dataset.source} is a regression "
+                         f"({dataset.task_reason}; --task classify for integer class labels)")
+
+
+def split(dataset: data_stage.Dataset, fraction: float | None, seed: int
+          ) -> tuple[data_stage.Dataset, data_stage.Dataset | None]:
+    """A classifier's training rows and the hold-out rows training never sees; a regression's rows and None."""
+    if not dataset.classify:
+        return dataset, None
+    train_rows, held = data_stage.holdout_split(dataset.classes, data_stage.HOLDOUT if fraction is None else fraction,
+                                                seed)
+    return dataset.subset(train_rows), dataset.subset(held)
+
+
+def _data_lines(dataset: data_stage.Dataset, train_set: data_stage.Dataset, holdout: data_stage.Dataset | None,
+                fraction: float) -> list[str]:
+    """What the build says about the data: its size, the task it chose and why, a classifier's classes."""
+    if holdout is None:
+        task = f"; task regress ({dataset.task_reason})" if dataset.task_reason else ""
+        return [f"data: {dataset.source}: {len(dataset.x)} rows, {dataset.inputs} input(s), {dataset.outputs} output(s)"
+                f"{task}"]
+    total, train_counts, held_counts = dataset.counts(), train_set.counts(), holdout.counts()
+    weights = data_stage.class_weights(train_counts)
+    classes = ", ".join(f"{label} {int(n)}" for label, n in zip(dataset.labels, total))
+    return [f"data: {dataset.source}: {len(dataset.x)} rows, {dataset.inputs} input(s), {len(dataset.labels)} classes; "
+            f"task classify ({dataset.task_reason})",
+            f"classes (in {data_stage.LABEL_ORDER} label order, the outputs' order): {classes}",
+            f"hold-out: {fraction:g} of each class, seed-chosen: {len(holdout.x)} rows "
+            f"({', '.join(str(int(n)) for n in held_counts)}), training {len(train_set.x)} rows "
+            f"({', '.join(str(int(n)) for n in train_counts)}); class weights "
+            f"{', '.join(f'{w:.3g}' for w in weights)} (balanced: rows / (classes * class rows))"]
 
 
 def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
@@ -165,8 +231,12 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
         mark = now
 
     _validate(args)
-    dataset = data_stage.load_csv(args.data, args.outputs) if args.data else data_stage.seed()
+    everything = data_stage.load_csv(args.data, args.outputs, args.task) if args.data else data_stage.seed()
+    _validate_task(args, everything)
+    dataset, holdout = split(everything, args.holdout, args.seed)
     hidden, name = _hidden(args)
+    if dataset.classify:
+        name = f"{name}-classify-{len(dataset.labels)}"
     input_range = _input_range(args, dataset)
     lap("data")
 
@@ -195,8 +265,12 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     tape = args.trainer == "tape"
     config = train.TrainConfig(hidden, args.activation, args.trainer,
                                args.epochs or (50 if tape else 500), args.lr or (0.09 if tape else 0.01),
-                               args.optimizer, args.seed)
-    say(f"data: {dataset.source}: {len(dataset.x)} rows, {dataset.inputs} input(s), {dataset.outputs} output(s)")
+                               args.optimizer, args.seed, task=dataset.task)
+    for line in _data_lines(everything, dataset, holdout, data_stage.HOLDOUT if args.holdout is None else args.holdout):
+        say(line)
+    early = data_stage.holdout_warnings(holdout.labels, holdout.counts()) if holdout is not None else []
+    for warning in early:
+        print(f"warning: {warning}", file=sys.stderr)
     trained = train.train(dataset, config, None if args.quiet else train.progress_bar())
     lap("train")
     for step in trained.trajectory:
@@ -216,31 +290,47 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
         quantize.require_per_tensor(tfl)
     lap("quantize")
 
-    tolerance = args.tolerance_lsb or check.default_tolerance_lsb(hidden)
+    tolerance = args.tolerance_lsb or (check.classify_tolerance_lsb(hidden) if dataset.classify
+                                       else check.default_tolerance_lsb(hidden))
     result = check.run(trained.model, tflite, tfl, dataset, input_range, tolerance)
     if args.engine == "tflm":
         quantize.require_board_agreement(tfl, result.sweep_codes)
+    classified = None if holdout is None else check.classify(trained.model, tflite, tfl, holdout, dataset.counts(),
+                                                             trained.class_weights)
     lap("check")
 
     arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
-    facts = emit.facts(tfl, name, input_range, arena, tolerance)
-    sources = emit.sources(tflite, tfl, facts, result.sweep_meta(), result.probes.tolist())
+    if holdout is None:
+        facts = emit.facts(tfl, name, input_range, arena, tolerance)
+        sources = emit.sources(tflite, tfl, facts, result.sweep_meta(), result.probes.tolist())
+    else:
+        facts = emit.facts(tfl, name, input_range, arena, tolerance, task="classify", labels=dataset.labels)
+        sources = emit.sources(tflite, tfl, facts, result.sweep_meta(), result.probes.tolist(),
+                               holdout=(holdout.x, holdout.classes))
     lap("emit")
     say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
         f"zp {facts.output_zero_point}, calibrated [{input_range[0]:g}, {input_range[1]:g}], {len(tflite)} bytes, "
         f"arena {facts.arena} B")
     for line in result.lines():
         say(line)
-    for warning in result.warnings:
+    for line in classified.lines_out() if classified else []:
+        say(line)
+    for warning in result.warnings + (classified.warnings if classified else []):
         print(f"warning: {warning}", file=sys.stderr)
+    if classified:
+        classified.warnings[:0] = early
 
     r = report.assemble(facts=facts, dataset=dataset, config=config, trained=trained, explanation=explanation,
                         result=result, engine=args.engine, hidden=hidden, activation=args.activation,
-                        tflite_bytes=len(tflite), timings=timings, rows=report.sample(trained.model, tfl, dataset))
+                        tflite_bytes=len(tflite), timings=timings, rows=report.sample(trained.model, tfl, dataset),
+                        classification=classified.as_dict() if classified else None)
     with ThreadPoolExecutor(max_workers=1) as pool:
         on_chip = pool.submit(_footprint, sources) if args.footprint else None
         pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),
-                    "loss.png": report.loss_png(trained.losses, f"{name}: training loss")}
+                    "loss.png": report.loss_png(trained.losses, f"{name}: training loss",
+                                                "categorical cross-entropy" if dataset.classify else "MSE")}
+        if classified:
+            pictures["confusion.png"] = report.confusion_png(r["classification"], f"{name}: hold-out rows")
         r["footprint"] = on_chip.result() if on_chip else None
     for line in report.footprint_lines(r["footprint"]):
         say(line)

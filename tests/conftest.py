@@ -14,7 +14,7 @@ from pipeline.device.serial_client import Device
 # Each module's tiers, for `pytest -m` (markers registered in pyproject.toml): what a test
 # needs beyond numpy and pyserial, and which take minutes. A module missing here fails the run.
 TIERS = {
-    "test_aot": ("tf",), "test_build": ("tf",), "test_data": ("tf",), "test_train": ("tf",),
+    "test_aot": ("tf",), "test_build": ("tf",), "test_classify": ("tf",), "test_data": ("tf",), "test_train": ("tf",),
     "test_reference": ("tf",), "test_ops": ("tf",), "test_files": (), "test_error_codes": (), "test_cli": (),
     "test_layout": (),
     "test_pipeline_faults": ("tf", "slow"), "test_interrupts": ("tf", "slow"),
