@@ -329,3 +329,46 @@ def test_a_classifier_builds_end_to_end(tmp_path, capsys):
     r = json.loads((rep / "report.json").read_text())
     assert r["classification"]["labels"] == ["blue", "green", "red"] and r["model"]["outputs"] == 3
     assert "## Classification (hold-out rows)" in (rep / "report.md").read_text()
+
+
+def test_integer_labels_unbalanced_and_a_small_holdout_build_and_warn(tmp_path, capsys):
+    """One input, classes 0, 1, 2 by interval, 40:12:6 rows: balanced weights, and warnings that
+    the hold-out set is too small to mean much."""
+    rng = np.random.default_rng(2)
+    xs = np.concatenate([rng.uniform(0, 4, 40), rng.uniform(5, 7, 12), rng.uniform(8, 10, 6)])
+    ys = [0] * 40 + [1] * 12 + [2] * 6
+    path = tmp_path / "ints.csv"
+    path.write_text("x,k\n" + "".join(f"{x:.3f},{y}\n" for x, y in zip(xs, ys)))
+    out, rep = tmp_path / "m", tmp_path / "r"
+    status = build.main(["--data", str(path), "--task", "classify", "--holdout", "0.25", "--hidden", "8",
+                         "--activation", "relu", "--optimizer", "adam", "--lr", "0.03", "--epochs", "300",
+                         "--no-footprint", "--out", str(out), "--report-dir", str(rep)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "3 classes; task classify (--task classify)" in captured.out
+    assert ("hold-out: 0.25 of each class, seed-chosen: 15 rows (10, 3, 2), training 43 rows (30, 9, 4); class "
+            "weights 0.478, 1.59, 3.58") in captured.out
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    assert any("hold-out set has 15 rows" in w for w in warnings)
+    assert any("'1' 3, '2' 2" in w for w in warnings)
+    r = json.loads((rep / "report.json").read_text())["classification"]
+    assert r["labels"] == ["0", "1", "2"] and r["balance"]["holdout"] == [10, 3, 2]
+    assert len(r["warnings"]) == len(warnings)
+    assert (rep / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_classifier_refusals_come_before_tensorflow_is_imported(tmp_path):
+    import subprocess
+    import sys
+    bad = tmp_path / "one.csv"
+    bad.write_text("x,c\n1,a\n2,a\n")
+    cases = [a for a, _ in BAD_ARGUMENTS] + [["--data", str(bad)]]
+    script = ("import sys\nfrom pipeline import build\n"
+              f"for args in {cases!r}:\n"
+              "    assert build.main(args + ['--out', '/nonexistent/m']) == 2, args\n"
+              "    assert 'tensorflow' not in sys.modules, args\n"
+              "print('ok')\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(build.__file__).parent.parent)
+    assert run.stdout == "ok\n", run.stderr
+    assert len(run.stderr.strip().splitlines()) == len(cases)

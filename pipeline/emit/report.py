@@ -113,9 +113,10 @@ def _agreement_png(report: dict[str, Any], plt) -> bytes:
     sampled = report["data"].get("sample") or {"points": [], "shown": 0, "of": 0}
     points, probes = sampled["points"], report["check"]["points"]
     outputs = report["model"]["outputs"]
+    labels = (report.get("classification") or {}).get("labels")
     fig, (ax, err) = plt.subplots(2, 1, figsize=(7, 6.6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     for j in range(outputs):
-        name = f" (output {j + 1})" if outputs > 1 else ""
+        name = f" (class {labels[j]})" if labels else (f" (output {j + 1})" if outputs > 1 else "")
         f = np.array([p["float"][j] for p in points])
         q = np.array([p["int8"][j] for p in points])
         ax.scatter(f, [p["y"][j] for p in points], s=8, color="0.35", alpha=0.4, lw=0, zorder=2,
