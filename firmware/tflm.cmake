@@ -105,8 +105,12 @@ if(CMAKE_CXX_COMPILER MATCHES "arm-none-eabi" OR
 endif()
 if(NOT _tflm_is_arm)
   # CMSIS-NN's host switch: plain C, no CMSIS core headers (see the top of this file).
-  # (That path leaves __RESTRICT, normally from cmsis_gcc.h, to the build.)
+  # (That path leaves __RESTRICT and __CLZ, normally from cmsis_gcc.h, to the build: its int8
+  # softmax calls __CLZ, and without it a model with SOFTMAX does not link. Same result as
+  # cmsis_gcc.h's, 32 for 0.)
+  # (A function-like macro: target_compile_definitions drops those.)
   target_compile_definitions(tflm_lib PRIVATE __GNUC_PYTHON__ __RESTRICT=__restrict)
+  target_compile_options(tflm_lib PRIVATE "-D__CLZ(x)=((x) == 0u ? 32 : __builtin_clz(x))")
 endif()
 # micro_time.cpp reads the clock through the Arduino glue (peripherals/) unless told to
 # use <ctime>; only the profiler calls it, but the library should link anywhere.
