@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 from pipeline.errors import PipelineError
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -297,6 +297,7 @@ class Softmax:
 
 
 def _count_leading_zeros(x: np.ndarray) -> np.ndarray:
+    """Of non-negative int32 values, exactly (no float log)."""
     x = np.asarray(x, dtype=np.int64)
     return 32 - sum(((x >> k) > 0).astype(np.int64) for k in range(32))
 
@@ -314,7 +315,8 @@ def softmax(layer: Softmax, x: np.ndarray) -> np.ndarray:
     return np.clip(out, -128, 127).astype(np.int8)
 
 
-def _tensor_pair(model: TfliteModel, op: Operator):
+def _tensor_pair(model: TfliteModel, op: Operator) -> tuple[Tensor, Tensor]:
+    """The op's input and output; the int8 kernels read one scale and zero point of each."""
     inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     for t in (inp, out):
         if t.dtype != "INT8" or t.scales.size != 1:
@@ -322,7 +324,8 @@ def _tensor_pair(model: TfliteModel, op: Operator):
     return inp, out
 
 
-def _units(tensor) -> int:
+def _units(tensor: Tensor) -> int:
+    """Values per inference (the batch dimension left out)."""
     return int(np.prod(tensor.shape[1:])) if len(tensor.shape) > 1 else int(np.prod(tensor.shape))
 
 
