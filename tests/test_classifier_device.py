@@ -100,3 +100,15 @@ def test_verify_passes_and_the_device_accuracy_is_python_s(device: Device, class
     assert {"task", "labels", "hold-out int8", "hold-out top labels"} <= names
     assert result.holdout["device_accuracy"] == result.holdout["python_accuracy"] >= 0.9
     assert "hold-out accuracy over" in report(result, device.port)
+
+
+def test_the_classifier_s_cost_on_the_cortex_m4(classifier: Path) -> None:
+    """The footprint of a model with SOFTMAX (the AOT engine; TFLM too where a tree is given)."""
+    problem = qemu.toolchain_problem() or qemu.qemu_problem()
+    if problem:
+        pytest.skip(problem)
+    from pipeline.footprint import measurement
+    aot = measurement.measure(classifier)["aot"]
+    assert aot["model"] == deployed.load(classifier).description.name
+    assert aot["ram_bytes"] <= 64 and aot["arena_bytes"] == 0
+    assert 0 < aot["instructions_per_inference"] < 20_000 and 0 < aot["flash_bytes"] < 8_192
