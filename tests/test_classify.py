@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import refusals
+
 from pipeline import build
 from pipeline.int8 import oracle, quant, reference, tflite_model
 from pipeline.model import check, data, explain, quantize, train
@@ -358,17 +360,7 @@ def test_integer_labels_unbalanced_and_a_small_holdout_build_and_warn(tmp_path, 
 
 
 def test_classifier_refusals_come_before_tensorflow_is_imported(tmp_path):
-    import subprocess
-    import sys
     bad = tmp_path / "one.csv"
     bad.write_text("x,c\n1,a\n2,a\n")
     cases = [a for a, _ in BAD_ARGUMENTS] + [["--data", str(bad)]]
-    script = ("import sys\nfrom pipeline import build\n"
-              f"for args in {cases!r}:\n"
-              "    assert build.main(args + ['--out', '/nonexistent/m']) == 2, args\n"
-              "    assert 'tensorflow' not in sys.modules, args\n"
-              "print('ok')\n")
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=Path(build.__file__).parent.parent)
-    assert run.stdout == "ok\n", run.stderr
-    assert len(run.stderr.strip().splitlines()) == len(cases)
+    refusals.assert_refused_before_tensorflow(cases)

@@ -5,14 +5,14 @@ import argparse
 import hashlib
 import os
 import re
-import subprocess
-import sys
 import threading
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+import refusals
 
 from pipeline import build
 from pipeline.model import data
@@ -259,12 +259,4 @@ def test_unparsable_arguments_are_one_line(args, message, capsys):
 def test_bad_arguments_are_refused_before_tensorflow_is_imported():
     """In a fresh interpreter: a refusal costs no TensorFlow import (seconds, and a traceback if it failed there)."""
     cases = [a for a, _ in BAD_ARGUMENTS] + [["--data", "/dev/zero"]]
-    script = ("import sys\nfrom pipeline import build\n"
-              f"for args in {cases!r}:\n"
-              "    assert build.main(args + ['--out', '/nonexistent/m']) == 2, args\n"
-              "    assert 'tensorflow' not in sys.modules, args\n"
-              "print('ok')\n")
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=Path(build.__file__).parent.parent)
-    assert run.stdout == "ok\n", run.stderr
-    assert len(run.stderr.strip().splitlines()) == len(cases)
+    refusals.assert_refused_before_tensorflow(cases)

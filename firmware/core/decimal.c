@@ -648,3 +648,10 @@ size_t dec_format_shortest(char *buf, size_t cap, float f) {
   put_shortest(&o, f);
   return text_end(&o);
 }
+
+size_t dec_format_uint(char *buf, size_t cap, unsigned long v) {
+  text_t o;
+  text_init(&o, buf, cap);
+  put_uint(&o, v);
+  return text_end(&o);
+}

@@ -39,6 +39,9 @@ size_t dec_format_value(char *buf, size_t cap, float f);
  * repr of a numpy float32): 0.050980393, 12, 1e-05. */
 size_t dec_format_shortest(char *buf, size_t cap, float f);
 
+/* v in decimal digits, the one integer formatter of the core (the protocol's too). */
+size_t dec_format_uint(char *buf, size_t cap, unsigned long v);
+
 #ifdef __cplusplus
 }
 #endif

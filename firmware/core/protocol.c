@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "decimal.h"
+
 /* ---- line assembly ------------------------------------------------------------ */
 
 void proto_line_init(proto_line_t *ln) {
@@ -122,13 +124,9 @@ void proto_put_text(proto_out_t *o, const char *s, size_t max) {
 }
 
 void proto_put_uint(proto_out_t *o, unsigned long v) {
-  char tmp[24];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + (int)(v % 10u));
-    v /= 10u;
-  } while (v != 0 && n < sizeof tmp);
-  while (n > 0) proto_put_char(o, tmp[--n]);
+  char text[24];
+  dec_format_uint(text, sizeof text, v);
+  proto_put_str(o, text);
 }
 
 void proto_put_int(proto_out_t *o, long v) {
