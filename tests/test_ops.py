@@ -10,6 +10,7 @@ from pipeline.int8 import oracle
 from pipeline.int8 import reference
 from pipeline.int8 import tflite_model
 from test_aot import CC, run_aot
+from test_tflm_native import tflm_root
 import trained
 
 pytestmark = [pytest.mark.skipif(not oracle.tflm_available(), reason="tflite-micro wheel missing (Linux x86_64 only)"),
@@ -95,3 +96,39 @@ def test_softmax_over_too_many_classes_is_refused():
     parsed = tflite_model.read(trained.activation_tflite("softmax", reference.SOFTMAX_MAX_CLASSES + 1))
     with pytest.raises(reference.UnsupportedModelError, match=r"op 0 SOFTMAX: 512 classes, at most 511"):
         reference.lower(parsed)
+
+
+BOARD_TREE_MODELS = {
+    "softmax-logits": (lambda: trained.activation_tflite("softmax", 4), lambda: trained.logit_codes(4, count=500)),
+    "softmax-beyond-diff-min": (lambda: trained.activation_tflite("softmax", 3, (-100.0, 100.0)),
+                                lambda: trained.logit_codes(3, count=500)),
+    "sigmoid": (lambda: trained.activation_tflite("sigmoid", 1, (-8.0, 8.0)), trained.all_codes),
+    "tanh": (lambda: trained.activation_tflite("tanh", 1, (-3.0, 5.0)), trained.all_codes),
+    "tanh-softmax-classifier": (lambda: trained.classifier_tflite(3, (8,), 5, "tanh"),
+                                lambda: trained.all_codes(3, count=1000)),
+}
+
+
+@pytest.mark.emulation
+@pytest.mark.skipif(tflm_root() is None, reason="no TFLM library tree: set TFLM_ROOT (see tests/test_tflm_native.py)")
+@pytest.mark.parametrize("name", list(BOARD_TREE_MODELS))
+def test_board_tflm_tree_computes_what_the_runtime_does(name, tmp_path):
+    """The board's TFLM tree (CMSIS-NN's arm_softmax_s8, TFLM's reference LOGISTIC and TANH), built
+    natively: every answer equals the runtime's. One build folder for all models, so the library is
+    compiled once (many minutes) and each model only relinks."""
+    from pipeline.device.serial_client import Device
+    from pipeline.emit import sources as emit
+    from pipeline.emulation.emulate import emulated_device
+    from pipeline.paths import BUILD_ROOT
+    make, make_codes = BOARD_TREE_MODELS[name]
+    model, codes = make(), make_codes()
+    parsed = tflite_model.read(model)
+    facts = emit.facts(parsed, name, (-1.0, 1.0), oracle.arena_bytes(model), 4.0)
+    for file, content in emit.sources(model, parsed, facts, {"codes": [], "float": []}).items():
+        (tmp_path / file).write_bytes(content)
+    with emulated_device("native", tflm_root=tflm_root(), model_dir=tmp_path, build_dir=BUILD_ROOT / "native-tflm-ops",
+                         timeout=120.0) as port, Device(port, timeout=10) as device:
+        answers = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8)
+    expected = oracle.tflm_outputs(model, codes)
+    assert int(np.any(answers != expected, axis=1).sum()) == 0
+    np.testing.assert_array_equal(answers, expected)
