@@ -57,12 +57,19 @@ def install_interrupt_policy() -> None:
             os._exit(130)
 
     def unraisable(event) -> None:
-        """An interrupt that landed in a __del__ (TensorFlow's run at any time) would be printed
-        and dropped: deliver it again, to the code that runs next."""
-        if issubclass(event.exc_type, KeyboardInterrupt):  # from a thread: once this hook has returned
+        """An interrupt that landed in a __del__ (TensorFlow's run at any time), or in this hook
+        while it reported another such error, would be printed and dropped: deliver it again,
+        to the code that runs next (from a thread, once this hook has returned)."""
+        def again() -> None:
             threading.Thread(target=lambda: (time.sleep(0.01), _thread.interrupt_main()), daemon=True).start()
-        else:
-            previous_unraisable(event)
+
+        try:
+            if issubclass(event.exc_type, KeyboardInterrupt):
+                again()
+            else:
+                previous_unraisable(event)
+        except KeyboardInterrupt:
+            again()
 
     if _installed:
         return

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+import pipeline
 from pipeline import cli
 from pipeline.errors import BadInput
 from pipeline.model import data as data_stage
@@ -225,10 +226,13 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     mark = time.perf_counter()
 
     def lap(name: str) -> None:
+        """Ends a stage; a Ctrl-C that native code swallowed during it still stops the build here."""
         nonlocal mark
         now = time.perf_counter()
         timings[name] = now - mark
         mark = now
+        if pipeline.interrupted():
+            raise KeyboardInterrupt
 
     _validate(args)
     everything = data_stage.load_csv(args.data, args.outputs, args.task) if args.data else data_stage.seed()

@@ -64,7 +64,8 @@ def command(main: Callable[[list[str]], int]) -> Callable[[Sequence[str] | None]
     def run(argv: Sequence[str] | None = None) -> int:
         args = list(sys.argv[1:] if argv is None else argv)
         try:
-            return main(args)
+            status = main(args)
+            return _interrupted() if pipeline.interrupted() else status  # a Ctrl-C that native code swallowed
         except KeyboardInterrupt:
             return _interrupted()
         except Exception as error:  # noqa: BLE001 - a command-line tool reports, it does not crash
