@@ -49,9 +49,10 @@ def test_identify_matches_model_json(device: Device, model: DeployedModel) -> No
     assert identity.model == model.id == meta["sha256"][:12]
     assert identity.engine in ("aot", "tflm")
     assert (identity.inputs, identity.outputs) == (meta["inputs"], meta["outputs"])
-    assert identity.in_scale == pytest.approx(meta["input"]["scale"], rel=1e-5)
-    assert identity.out_scale == pytest.approx(meta["output"]["scale"], rel=1e-5)
-    assert (identity.in_zp, identity.out_zp) == (meta["input"]["zero_point"], meta["output"]["zero_point"])
+    assert identity.input_scale == pytest.approx(meta["input"]["scale"], rel=1e-5)
+    assert identity.output_scale == pytest.approx(meta["output"]["scale"], rel=1e-5)
+    assert (identity.input_zero_point, identity.output_zero_point) == (meta["input"]["zero_point"],
+                                                                        meta["output"]["zero_point"])
     assert identity.input_range == pytest.approx(tuple(meta["input_range"]), abs=1e-4)
     if identity.engine == "aot":
         assert identity.arena == 0

@@ -96,22 +96,6 @@ class Identity(Interface):
     arena: int
     extra: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def in_scale(self) -> float:
-        return self.input_scale
-
-    @property
-    def in_zp(self) -> int:
-        return self.input_zero_point
-
-    @property
-    def out_scale(self) -> float:
-        return self.output_scale
-
-    @property
-    def out_zp(self) -> int:
-        return self.output_zero_point
-
     @classmethod
     def parse(cls, line: str) -> "Identity":
         """Parses `id proto=1 model=... arena=B`; keys it does not know go to `extra`."""
