@@ -22,6 +22,7 @@ TIERS = {
     "test_protocol": ("emulation",), "test_tflm_native": ("emulation",),
     "test_classifier_device": ("tf", "emulation"), "test_qemu": ("emulation", "qemu"),
     "test_footprint": ("tf", "qemu", "slow"), "test_fuzz": ("fuzz", "slow"),
+    "test_aot_kernels": ("emulation",), "test_wide_inputs": ("tf", "emulation"), "test_own_model": ("tf", "emulation"),
 }
 
 
