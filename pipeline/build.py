@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -48,6 +49,10 @@ def _number(text: str) -> float:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return _parser().parse_args(argv)
+
+
+def _parser() -> argparse.ArgumentParser:
     p = cli.parser(
         "build",
         description="Train a small Keras model on (x, y) data, convert it to a full-integer int8 TFLite model, "
@@ -61,7 +66,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                "out of training to measure accuracy, precision, recall and the confusion matrix on. "
                + cli.EXIT_STATUSES)
     p.add_argument("--data", type=Path, metavar="FILE.csv", help="training data: numbers, or numbers and a class label last (default: the seed lesson's "
-                   "xs -1..4, y = 2x - 1)")
+                   "xs -1..4, y = 2x - 1); with --keras or --tflite, the model's inputs (a target or label after them "
+                   "is allowed, and unused): calibration rows for --keras, and rows to check on")
+    own = p.add_argument_group("a model trained elsewhere (no training; --data, --input-range and --engine as above)")
+    own.add_argument("--keras", type=Path, metavar="FILE.keras",
+                     help="a saved Keras 3 model (one input, one output) to convert to full int8, calibrated on --data "
+                          "(or, for one input, over --input-range) and checked against itself")
+    own.add_argument("--tflite", type=Path, metavar="FILE.tflite",
+                     help="a full-int8 TFLite model to deploy as it is (its bytes unchanged); its input range is its "
+                          "own quantization's")
+    own.add_argument("--float-model", type=Path, metavar="FILE",
+                     help="with --tflite: the float model (.keras or float .tflite) it came from, to compute the "
+                          "float-vs-int8 figures and hold the device to the tolerance (without it they are not computed)")
+    own.add_argument("--labels", metavar="L1,L2,...",
+                     help="a given model ending in SOFTMAX: its class labels in output order (default 0, 1, ...)")
     p.add_argument("--outputs", type=_integer, default=1, metavar="N", help="number of output columns at the end of each CSV row (default 1)")
     p.add_argument("--model", choices=sorted(MODELS), default="neuron",
                    help="neuron: one Dense(1) (default); two-layer: Dense(2) -> Dense(1), as in the lesson")
@@ -106,7 +124,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="measure flash, RAM, stack and instructions per inference on the Cortex-M4 under QEMU (default "
                         "on; skipped, saying why, without gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the written files")
-    return p.parse_args(argv)
+    return p
 
 
 def _hidden(args: argparse.Namespace) -> tuple[tuple[int, ...], str]:
@@ -138,11 +156,33 @@ def _input_range(args: argparse.Namespace, dataset: data_stage.Dataset) -> tuple
     return float(lo), float(hi)
 
 
+TRAINING_DEFAULTS = {"model": "neuron", "hidden": None, "task": None, "holdout": None, "activation": "linear",
+                     "trainer": "fit", "epochs": None, "lr": None, "optimizer": "sgd"}
+"""The training arguments, unset: a given model is not trained, so none of them may be set."""
+
+
+def _validate_own(args: argparse.Namespace) -> None:
+    if args.keras and args.tflite:
+        raise UsageError("--keras and --tflite each give the model: use one")
+    flag = "--keras" if args.keras else "--tflite"
+    for name, unset in TRAINING_DEFAULTS.items():
+        if getattr(args, name) != unset:
+            raise UsageError(f"--{name} trains a model, and {flag} gives one: leave it out")
+    if args.outputs != 1:
+        raise UsageError(f"--outputs does not apply to {flag}: the model says how many outputs it has")
+    if args.float_model and not args.tflite:
+        raise UsageError("--float-model goes with --tflite (a --keras model is its own float model)")
+
+
 def _validate(args: argparse.Namespace) -> None:
     """Every argument on its own and against the others, before the seconds of importing TensorFlow."""
+    if args.float_model and not (args.keras or args.tflite):
+        raise UsageError("--float-model goes with --tflite")
+    if args.labels and not (args.keras or args.tflite):
+        raise UsageError("--labels goes with --keras or --tflite: a trained classifier's labels come from its data")
     if not 1 <= args.outputs <= 256:
         raise UsageError("--outputs must be 1..256")
-    if args.outputs != 1 and not args.data:
+    if args.outputs != 1 and not args.data and not (args.keras or args.tflite):
         raise UsageError(f"--outputs {args.outputs} needs --data: the seed lesson's data has 1 output")
     if not 0 <= args.seed <= SEED_MAX:
         raise UsageError(f"--seed {args.seed}: must be 0..{SEED_MAX} (NumPy's seed range, which Keras uses)")
@@ -159,6 +199,9 @@ def _validate(args: argparse.Namespace) -> None:
     if args.per_channel and args.engine == "tflm":
         raise UsageError("--per-channel is refused for --engine tflm: the Nano's TFLM library reads only the first "
                          "scale of FULLY_CONNECTED weights and would answer wrong without an error; use --engine aot")
+    if args.keras or args.tflite:
+        _validate_own(args)
+        return
     if args.trainer == "tape" and (args.hidden or args.model != "neuron"):
         raise UsageError("--trainer tape trains the lesson's single neuron only (no --hidden, --model neuron)")
     if args.trainer == "tape" and args.optimizer != "sgd":
@@ -235,6 +278,8 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
             raise KeyboardInterrupt
 
     _validate(args)
+    if args.keras or args.tflite:
+        return _build_own(args, say, lap)
     everything = data_stage.load_csv(args.data, args.outputs, args.task) if args.data else data_stage.seed()
     _validate_task(args, everything)
     dataset, holdout = split(everything, args.holdout, args.seed)
@@ -339,11 +384,51 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     for line in report.footprint_lines(r["footprint"]):
         say(line)
     lap("report")
+    _write(args, sources, report.files(args.report_dir, r, pictures))
+    return r
+
+
+def _write(args: argparse.Namespace, sources: dict[str, bytes], report_files: dict[Path, bytes]) -> None:
     outputs = {args.out / file: content for file, content in sources.items()}
-    outputs.update(report.files(args.report_dir, r, pictures))
+    outputs.update(report_files)
     for path in write_all(outputs):
         print(f"wrote {_display(path)}")
+
+
+def _build_own(args: argparse.Namespace, say, lap) -> dict[str, Any]:
+    """--keras or --tflite: the given model through int8, the check and the emitter; no training."""
+    _tensorflow()
+    lap("import")
+    from pipeline import build_own
+    from pipeline.emit import own_report, report
+    built = build_own.prepare(args, say)
+    lap("check")
+    r = built["report"]
+    r["footprint"] = (_footprint(built["sources"]) if built["aot"] else
+                      {"skipped": "the AOT engine cannot run this model, and the TFLM engine is measured with a TFLM tree "
+                                  "(python -m pipeline.footprint --tflm-root)"}) if args.footprint else None
+    for line in report.footprint_lines(r["footprint"]):
+        say(line)
+    lap("report")
+    _write(args, built["sources"], {args.report_dir / "report.json": (json.dumps(r, indent=1) + "\n").encode(),
+                                    args.report_dir / "report.md": own_report.markdown(r).encode()})
     return r
+
+
+def _tensorflow() -> None:
+    """Imports TensorFlow quietly, or says which install the build needs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.modules.setdefault("IPython", None)
+    from pipeline.capture import fd_output
+    try:
+        with fd_output(2):
+            import tensorflow  # noqa: F401
+            import keras  # noqa: F401
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").split(".")[0] not in ("tensorflow", "keras"):
+            raise
+        raise UsageError(f"the build needs {missing.name}, which this install lacks: pip install -e '.[build]' "
+                         "(the base install is the device side: predict, verify, emulate)") from None
 
 
 def _footprint(sources: dict[str, bytes]) -> dict[str, Any]:

@@ -32,8 +32,9 @@ class DeployedModel:
     """The float inputs the build printed for this model, [n, inputs]."""
     sweep_codes: np.ndarray
     """The check's int8 input codes, [n, inputs]."""
-    sweep_float: np.ndarray
-    """The Keras float outputs for sweep_codes, [n, outputs], as model.json holds them."""
+    sweep_float: np.ndarray | None
+    """The float model's outputs for sweep_codes, [n, outputs], as model.json holds them; None for an
+    int8 model deployed without its float model (nothing to judge the float answers by)."""
     holdout_x: np.ndarray | None = None
     """A classifier's hold-out rows, float inputs [n, inputs], which training never saw."""
     holdout_labels: np.ndarray | None = None
@@ -72,9 +73,9 @@ class DeployedModel:
         return self.description.inside(x)
 
     @property
-    def sweep(self) -> tuple[np.ndarray, np.ndarray]:
-        """The check sweep: int8 input codes [n, inputs] and Keras float outputs [n, outputs] in float32."""
-        return self.sweep_codes, self.sweep_float.astype(np.float32)
+    def sweep(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The check sweep: int8 input codes [n, inputs] and float outputs [n, outputs] in float32 (or None)."""
+        return self.sweep_codes, None if self.sweep_float is None else self.sweep_float.astype(np.float32)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -82,7 +83,7 @@ class DeployedModel:
         every = self.inputs == 1 and np.array_equal(self.sweep_codes[:, 0], np.arange(-128, 128))
         return {**self.description.to_json(), "probes": self.probes.tolist(),
                 "sweep": {"codes": ALL_CODES if every else self.sweep_codes.tolist(),
-                          "float": self.sweep_float.tolist()},
+                          "float": None if self.sweep_float is None else self.sweep_float.tolist()},
                 **({"holdout": {"x": self.holdout_x.tolist(), "labels": self.holdout_labels.tolist()}}
                    if self.holdout_x is not None else {})}
 
@@ -101,7 +102,10 @@ def load(directory: Path = MODEL_DIR) -> DeployedModel:
         description = ModelDescription.from_json(meta)
         sweep = meta["sweep"]
         codes = sweep_codes(sweep["codes"], description.inputs)
-        outputs = np.asarray(sweep["float"], dtype=np.float64).reshape(-1, description.outputs)
+        outputs = (None if sweep["float"] is None
+                   else np.asarray(sweep["float"], dtype=np.float64).reshape(-1, description.outputs))
+        if (outputs is None) != (description.tolerance_lsb is None):
+            raise ValueError("sweep float outputs and a tolerance go together: one is missing")
         probes = np.asarray(meta.get("probes", []), dtype=np.float64).reshape(-1, description.inputs)
         holdout_x = holdout_labels = None
         if "holdout" in meta:
@@ -114,6 +118,6 @@ def load(directory: Path = MODEL_DIR) -> DeployedModel:
         raise DeployedModelError(f"{meta_path}: no {missing.args[0]!r}") from None
     except ValueError as bad:
         raise DeployedModelError(f"{meta_path}: {bad}") from None
-    if len(codes) != len(outputs):
+    if outputs is not None and len(codes) != len(outputs):
         raise DeployedModelError(f"{meta_path}: {len(codes)} sweep codes but {len(outputs)} float outputs")
     return DeployedModel(description, data, probes, codes, outputs, holdout_x, holdout_labels)

@@ -39,8 +39,9 @@ class VerifyResult:
     oracle: str
     rows: int
     mismatches: int
-    device_vs_float: dict[str, float]
-    oracle_vs_float: dict[str, float]
+    device_vs_float: dict[str, float] | None
+    """None when the model was deployed without its float model: the int8 proof stands alone."""
+    oracle_vs_float: dict[str, float] | None
     checks: list[Check] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     judged: int = 0
@@ -135,12 +136,16 @@ def verify(device: Device, model: DeployedModel, allow_stale: bool = False) -> V
     checks.append(Check(f"int8 vs {oracle_name}", mismatches == 0,
                         f"{mismatches} of {len(codes)} rows differ"))
     inside = model.inside(model.input_values(codes))
-    device_vs_float = metrics.compare(expected_float[inside], model.dequantize(got[inside]), model.output_scale)
-    oracle_vs_float = metrics.compare(expected_float[inside], model.dequantize(want[inside]), model.output_scale)
-    tolerance = model.description.tolerance_lsb
-    checks.append(Check("float tolerance", device_vs_float["max_lsb"] <= tolerance,
-                        f"max {device_vs_float['max_lsb']:.2f} LSB over the {int(inside.sum())} rows inside the "
-                        f"calibrated range, tolerance {tolerance:g} LSB"))
+    device_vs_float = oracle_vs_float = None
+    if expected_float is None:
+        warnings.append("no float model was deployed with this int8 model: the float answers are not judged")
+    else:
+        device_vs_float = metrics.compare(expected_float[inside], model.dequantize(got[inside]), model.output_scale)
+        oracle_vs_float = metrics.compare(expected_float[inside], model.dequantize(want[inside]), model.output_scale)
+        tolerance = model.description.tolerance_lsb
+        checks.append(Check("float tolerance", device_vs_float["max_lsb"] <= tolerance,
+                            f"max {device_vs_float['max_lsb']:.2f} LSB over the {int(inside.sum())} rows inside the "
+                            f"calibrated range, tolerance {tolerance:g} LSB"))
     checks.extend(_float_query_check(device, model, x) for x in float_queries(model))
     holdout = _classifier_checks(device, model, identity, checks) if model.description.task == CLASSIFY else None
     return VerifyResult(identity, oracle_name, len(codes), mismatches, device_vs_float,
@@ -184,10 +189,13 @@ def report(result: VerifyResult, port: str) -> str:
     lines = [f"device   {port}: model {i.model}, engine {i.engine}, arena {i.arena} B",
              f"sweep    {result.rows} rows, int8 oracle: {result.oracle}; vs float: the {result.judged} rows "
              "inside the calibrated range", ""]
-    lines.append(f"{'':18}{'MAE':>10}{'RMSE':>10}{'max abs':>10}{'max LSB':>9}{'L2 rel':>10}{'cosine':>11}")
-    for name, m in (("device vs float", result.device_vs_float), (f"{result.oracle} vs float", result.oracle_vs_float)):
-        lines.append(f"{name:18}{m['mae']:10.4g}{m['rmse']:10.4g}{m['max_abs']:10.4g}"
-                     f"{m['max_lsb']:9.2f}{m['l2_relative']:10.3g}{m['cosine']:11.7f}")
+    if result.device_vs_float is None or result.oracle_vs_float is None:
+        lines.append("vs float: not computed (deployed without its float model)")
+    else:
+        lines.append(f"{'':18}{'MAE':>10}{'RMSE':>10}{'max abs':>10}{'max LSB':>9}{'L2 rel':>10}{'cosine':>11}")
+        for name, m in (("device vs float", result.device_vs_float), (f"{result.oracle} vs float", result.oracle_vs_float)):
+            lines.append(f"{name:18}{m['mae']:10.4g}{m['rmse']:10.4g}{m['max_abs']:10.4g}"
+                         f"{m['max_lsb']:9.2f}{m['l2_relative']:10.3g}{m['cosine']:11.7f}")
     lines.append(f"int8 mismatches vs {result.oracle}: {result.mismatches} of {result.rows} rows")
     if result.holdout:
         h = result.holdout

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline.emit import aot
+import math
+
+from pipeline.emit import aot, tflm_ops
 from pipeline.emit.aot import GENERATED
 from pipeline.int8 import reference
 from pipeline.int8.description import CLASSIFY, REGRESS, ModelDescription, encode_label
@@ -29,7 +31,7 @@ def facts(tfl: TfliteModel, name: str, input_range: tuple[float, float], arena_m
     """The deployed model's description, read from the flatbuffer and the build's choices."""
     i, o = tfl.input, tfl.output
     return ModelDescription(
-        inputs=int(i.shape[-1]), outputs=int(o.shape[-1]), input_scale=float(i.scales[0]),
+        inputs=width(i.shape), outputs=width(o.shape), input_scale=float(i.scales[0]),
         input_zero_point=int(i.zero_points[0]), output_scale=float(o.scales[0]), output_zero_point=int(o.zero_points[0]),
         input_range=(float(input_range[0]), float(input_range[1])), name=name, sha256=tfl.sha256, ops=tuple(tfl.ops),
         per_channel=any(t.per_channel for t in tfl.tensors if t.dtype == "INT8"),
@@ -37,9 +39,17 @@ def facts(tfl: TfliteModel, name: str, input_range: tuple[float, float], arena_m
         task=task, labels=tuple(labels))
 
 
+def width(shape: tuple[int, ...]) -> int:
+    """Values per row of a tensor whose first dimension is the batch: (1, 119, 6) holds 714, fed row-major."""
+    return math.prod(shape[1:]) if len(shape) > 1 else 1
+
+
 def _resolver_method(op: str) -> str:
     """FULLY_CONNECTED -> AddFullyConnected, as MicroMutableOpResolver names it."""
-    return "Add" + "".join(part.capitalize() for part in op.split("_"))
+    method = tflm_ops.resolver_method(op)
+    if method is None:
+        raise tflm_ops.UnsupportedOpError(f"{op} has no resolver method in {tflm_ops.TREE}")
+    return method
 
 
 def _float(value: float) -> str:
@@ -139,15 +149,24 @@ def model_json(f: ModelDescription, sweep: dict[str, Any], probes: list[list[flo
 
 
 def sources(tflite: bytes, tfl: TfliteModel, f: ModelDescription, sweep: dict[str, Any],
-            probes: list[list[float]] | None = None, holdout: tuple[Any, Any] | None = None) -> dict[str, bytes]:
-    """Every file of firmware/model/, by name. Raises UnsupportedModelError when AOT cannot compute the model."""
-    layers = reference.lower(tfl)
+            probes: list[list[float]] | None = None, holdout: tuple[Any, Any] | None = None,
+            engine: str = "aot") -> dict[str, bytes]:
+    """Every file of firmware/model/, by name. Raises UnsupportedModelError when AOT cannot compute
+    the model and the engine is "aot"; for the TFLM engine, model_aot.h then stops an AOT build
+    with the reason."""
     note = f" Model: {f.name}, SHA-256 {f.sha256}."
+    try:
+        aot_header = aot.header(reference.lower(tfl), note)
+    except reference.UnsupportedModelError as refusal:
+        if engine == "aot":
+            raise
+        aot_header = (f"/* {GENERATED}{note} */\n"
+                      f"#error {_c_string(f'the AOT engine cannot run this model: {refusal}; build the TFLM engine')}\n")
     files = {
         "model_data.h": MODEL_DATA_H,
         "model_data.cpp": model_data_cpp(tflite, f),
         "model_info.h": model_info_h(f),
-        "model_aot.h": aot.header(layers, note),
+        "model_aot.h": aot_header,
         "model.json": model_json(f, sweep, probes, holdout),
     }
     out = {name: text.encode() for name, text in files.items()}

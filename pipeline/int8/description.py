@@ -108,7 +108,8 @@ class ModelDescription(Interface):
     """Bytes of tensor arena the TFLM engine reserves."""
     arena_measured: int
     """Bytes TFLM reported using on the host, from which `arena` was sized."""
-    tolerance_lsb: float
+    tolerance_lsb: float | None
+    """None when no float model was given (an int8 .tflite deployed alone): nothing to judge by."""
     labels: tuple[str, ...] = field(default=(), kw_only=True)
     """A classifier's class names, in output order (empty for regression)."""
 
@@ -155,7 +156,8 @@ class ModelDescription(Interface):
                 input_range=(float(lo), float(hi)), name=str(meta["name"]), sha256=str(meta["sha256"]),
                 ops=tuple(str(op) for op in meta["ops"]), per_channel=bool(meta["per_channel"]),
                 arena=int(meta["arena_bytes"]), arena_measured=int(meta["arena_measured_bytes"]),
-                tolerance_lsb=float(meta["tolerance"]["max_lsb"]), task=str(meta.get("task", REGRESS)),
+                tolerance_lsb=None if meta["tolerance"]["max_lsb"] is None else float(meta["tolerance"]["max_lsb"]),
+                task=str(meta.get("task", REGRESS)),
                 labels=tuple(str(label) for label in meta.get("labels", ())))
         except KeyError as missing:
             raise ValueError(f"no {missing.args[0]!r}") from None

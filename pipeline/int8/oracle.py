@@ -20,14 +20,16 @@ def tflm_available() -> bool:
 
 
 def tflm_outputs(model: bytes, codes: np.ndarray) -> np.ndarray:
-    """Runs TFLM's interpreter (reference kernels) one row at a time, as the device does."""
+    """Runs TFLM's interpreter (reference kernels) one row at a time, as the device does; a row
+    of codes fills a multi-dimensional input tensor in row-major order."""
     if _tflm is None:
         raise RuntimeError("the tflite-micro wheel is not installed (it exists for Linux x86_64 only)")
+    shape = tflite_model.read(bytes(model)).input.shape or (1, -1)
     interpreter = _tflm.Interpreter.from_bytes(bytes(model))
     codes = np.asarray(codes, dtype=np.int8)
     rows = []
     for row in codes.reshape(len(codes), -1):
-        interpreter.set_input(row.reshape(1, -1), 0)
+        interpreter.set_input(row.reshape(shape), 0)
         interpreter.invoke()
         rows.append(np.array(interpreter.get_output(0), dtype=np.int8).reshape(-1))
     return np.stack(rows)

@@ -1,0 +1,134 @@
+"""The check for a model this build did not train: TFLM, the integer reference (where it
+computes the model) and so the AOT engine agree bit for bit on a sweep of the input space, and,
+given the float model, the float-vs-int8 figures and the tolerance."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.int8 import metrics, oracle, quant, reference
+from pipeline.int8.tflite_model import TfliteModel
+from pipeline.model.check import CheckError, probe_inputs
+from pipeline.model.data import Dataset
+from pipeline.model.own import FloatModel
+
+RANDOM_ROWS = 512
+"""Random input codes swept for a model of more than one input (seeded: the same every build)."""
+DATA_ROWS = 512
+"""At most this many rows of --data join the sweep, quantized as the device quantizes them."""
+SHIPPED_CODES = 65536
+"""model.json ships the sweep's first rows up to this many input codes (all of them for a narrow
+model; 91 rows of a 714-input one), for verify to send to the device."""
+
+
+@dataclass
+class OwnCheck:
+    sweep_codes: np.ndarray
+    oracle: str
+    reference: str
+    """'agrees' when the integer reference (and so the AOT engine) computes the model, else why not."""
+    sweep_float: np.ndarray | None
+    float_name: str | None
+    errors: dict[str, float] | None
+    tolerance_lsb: float | None
+    probes: np.ndarray
+    points: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def reference_applies(self) -> bool:
+        return self.reference == "agrees"
+
+    def sweep_meta(self) -> dict[str, Any]:
+        """model.json's sweep: the one-input model's every code, or the first SHIPPED_CODES codes' rows."""
+        width = self.sweep_codes.shape[1]
+        if width == 1:
+            return {"codes": "all", "float": None if self.sweep_float is None
+                    else [[round(float(v), 6) for v in row] for row in self.sweep_float]}
+        rows = max(1, SHIPPED_CODES // width)
+        return {"codes": self.sweep_codes[:rows].tolist(), "float": None if self.sweep_float is None
+                else [[round(float(v), 6) for v in row] for row in self.sweep_float[:rows]]}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"oracle": self.oracle, "reference": self.reference, "sweep_count": int(len(self.sweep_codes)),
+                "mismatches": 0, "float_model": self.float_name, "errors": self.errors,
+                "tolerance_lsb": self.tolerance_lsb, "points": self.points, "warnings": self.warnings}
+
+    def lines(self) -> list[str]:
+        ref = ("integer reference (the AOT engine's arithmetic) agrees" if self.reference_applies
+               else f"integer reference: {self.reference}")
+        out = [f"check: {self.oracle} over {len(self.sweep_codes)} input rows; {ref}, 0 mismatches"]
+        if self.errors is None:
+            out.append("float vs int8: not computed (no float model: give --float-model FILE.tflite|FILE.keras)")
+        else:
+            e = self.errors
+            out.append(f"float vs int8 ({self.float_name}): MAE {e['mae']:.4g}, RMSE {e['rmse']:.4g}, max "
+                       f"{e['max_abs']:.4g} ({e['max_lsb']:.2f} LSB, tolerance {self.tolerance_lsb:g}), "
+                       f"L2 rel {e['l2_relative']:.3g}")
+        return out
+
+
+def sweep_codes(width: int, data_codes: np.ndarray | None) -> np.ndarray:
+    """Every code of a one-input model; else seeded random codes, then the data's rows."""
+    if width == 1:
+        return np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
+    rows = [np.random.default_rng(1).integers(-128, 128, size=(RANDOM_ROWS, width)).astype(np.int8)]
+    if data_codes is not None:
+        rows.append(np.asarray(data_codes, dtype=np.int8)[:DATA_ROWS])
+    return np.concatenate(rows)
+
+
+def _inside(x: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
+    x32 = np.asarray(x, dtype=np.float32)
+    return np.all((x32 >= np.float32(input_range[0])) & (x32 <= np.float32(input_range[1])), axis=1)
+
+
+def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float, float], float_fn: FloatModel | None,
+        float_name: str | None, tolerance_lsb: float, data_given: bool) -> OwnCheck:
+    """data holds the rows the model is judged on: --data's inputs, or points of the range when none was given."""
+    i, o = tfl.input, tfl.output
+    in_scale, in_zp = float(i.scales[0]), int(i.zero_points[0])
+    out_scale, out_zp = float(o.scales[0]), int(o.zero_points[0])
+    width = data.inputs
+    codes = sweep_codes(width, quant.quantize(data.x, in_scale, in_zp) if data_given else None)
+    want, name = oracle.int8_outputs(tflite, codes)
+    oracle_name = "TFLM runtime (tflite-micro)" if name == "tflm" else "integer reference only (no tflite-micro wheel)"
+    try:
+        ref = reference.run(tfl, codes)
+        verdict = "agrees"
+    except reference.UnsupportedModelError as refusal:
+        ref, verdict = None, f"does not compute this model ({refusal})"
+    if ref is not None and name == "tflm":
+        differ = np.any(ref != want, axis=1)
+        if differ.any():
+            first = int(np.flatnonzero(differ)[0])
+            raise CheckError(f"the integer reference disagrees with TFLM on {int(differ.sum())} of {len(codes)} rows "
+                             f"(first: codes {codes[first].tolist()[:16]}... -> TFLM {want[first].tolist()}, "
+                             f"reference {ref[first].tolist()})")
+    probes = probe_inputs(data, input_range)
+    probe_int8 = quant.dequantize(oracle.int8_outputs(tflite, quant.quantize(probes, in_scale, in_zp))[0],
+                                  out_scale, out_zp)
+    clipped = ~_inside(probes, input_range)
+    if float_fn is None:
+        points = [{"x": p.tolist(), "int8": q.tolist(), "clipped": bool(c)} for p, q, c in zip(probes, probe_int8, clipped)]
+        return OwnCheck(codes, oracle_name, verdict, None, None, None, None, probes, points)
+
+    sweep_float = float_fn(quant.dequantize(codes, in_scale, in_zp))
+    judged = np.vstack([data.x, quant.dequantize(codes, in_scale, in_zp)]).astype(np.float32)
+    judged = judged[_inside(judged, input_range)]
+    float_y = float_fn(judged)
+    int8_y = quant.dequantize(oracle.int8_outputs(tflite, quant.quantize(judged, in_scale, in_zp))[0], out_scale, out_zp)
+    errors = metrics.compare(float_y, int8_y, out_scale)
+    probe_float = float_fn(probes)
+    points = [{"x": p.tolist(), "float": f.tolist(), "int8": q.tolist(), "clipped": bool(c)}
+              for p, f, q, c in zip(probes, probe_float, probe_int8, clipped)]
+    if errors["max_lsb"] > tolerance_lsb:
+        row, col = np.unravel_index(int(np.argmax(np.abs(int8_y - float_y))), float_y.shape)
+        where = ", ".join(f"{v:g}" for v in judged[row][:8]) + (", ..." if width > 8 else "")
+        raise CheckError(f"the int8 model is {errors['max_lsb']:.2f} output steps ({errors['max_abs']:.4g}) from "
+                         f"{float_name} at x = {where} (output {col + 1}: float {float_y[row, col]:.4f}, int8 "
+                         f"{int8_y[row, col]:.4f}), inside the calibrated range [{input_range[0]:g}, "
+                         f"{input_range[1]:g}]; tolerance {tolerance_lsb:g} steps (--tolerance-lsb)")
+    return OwnCheck(codes, oracle_name, verdict, sweep_float, float_name, errors, tolerance_lsb, probes, points)

@@ -1,0 +1,214 @@
+"""A model trained elsewhere: a saved Keras model to convert, an int8 .tflite to deploy as it is,
+and the float model the int8 one is judged against."""
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from pipeline.capture import fd_output
+from pipeline.errors import BadInput
+from pipeline.int8 import tflite_model
+from pipeline.int8.tflite_model import TfliteModel
+
+FULL_INT8_HOW = ("make a full-int8 model: TFLiteConverter with optimizations [tf.lite.Optimize.DEFAULT], a "
+                 "representative_dataset, target_spec.supported_ops [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] and "
+                 "inference_input_type = inference_output_type = tf.int8; or pass the float model as --keras "
+                 "FILE.keras and this build converts it")
+LAYER_NAME = re.compile(r"tinyml_layer(\d+)x")
+"""Layers are renamed to this before conversion, so each op's tensor names say which layer made it."""
+
+FloatModel = Callable[[np.ndarray], np.ndarray]
+"""Float inputs [n, width] -> float outputs [n, outputs]."""
+
+
+class OwnModelError(BadInput, ValueError):
+    """A model file this build cannot deploy, and why."""
+
+
+@dataclass(frozen=True)
+class KerasModel:
+    model: keras.Model
+    source: str
+    input_shape: tuple[int, ...]
+    """One row's shape, without the batch: (119, 6) for an IMU window."""
+    layer_names: tuple[str, ...]
+    """The original names of the renamed layers, by their index in LAYER_NAME."""
+
+    @property
+    def width(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def outputs(self) -> int:
+        return int(np.prod(self.model.outputs[0].shape[1:]))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return keras_outputs(self.model, self.input_shape, x)
+
+    def layer_of(self, tensor_name: str) -> str:
+        """The Keras layer an op's output tensor came from, or '' when its name does not say."""
+        found = LAYER_NAME.search(tensor_name)
+        if found is None or int(found.group(1)) >= len(self.layer_names):
+            return ""
+        return self.layer_names[int(found.group(1))]
+
+
+def _exists(path: Path, flag: str) -> None:
+    if not path.is_file():
+        raise OwnModelError(f"{flag} {path}: no such file")
+
+
+def load_keras(path: Path, flag: str = "--keras") -> KerasModel:
+    """A saved Keras 3 model with one input and one output, its layers renamed for the messages."""
+    _exists(path, flag)
+    if path.suffix != ".keras":
+        raise OwnModelError(f"{flag} {path}: expected a Keras 3 .keras file (model.save('model.keras'))")
+    try:
+        with warnings.catch_warnings(), fd_output(2):
+            warnings.simplefilter("ignore")
+            model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many kinds; each means "not a model this build can read"
+        raise OwnModelError(f"{flag} {path}: Keras cannot load it: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise OwnModelError(f"{flag} {path}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
+                            "outputs; the device takes one input tensor and gives one output tensor")
+    shape = tuple(model.inputs[0].shape[1:])
+    if not shape or any(d is None for d in shape):
+        raise OwnModelError(f"{flag} {path}: input shape {tuple(model.inputs[0].shape)} has a dimension of no fixed "
+                            "size besides the batch; the device needs every input's place fixed")
+    names: list[str] = []
+
+    def rename(layer: keras.layers.Layer) -> keras.layers.Layer:
+        names.append(layer.name)
+        clone = layer.__class__.from_config({**layer.get_config(), "name": f"tinyml_layer{len(names) - 1}x"})
+        return clone
+
+    try:
+        renamed = keras.models.clone_model(model, clone_function=rename)
+        renamed.set_weights(model.get_weights())
+    except Exception:  # a model clone_model cannot take: its tensors keep their own names
+        renamed, names = model, []
+    return KerasModel(renamed, str(path), tuple(int(d) for d in shape), tuple(names))
+
+
+def keras_outputs(model: keras.Model, shape: tuple[int, ...], x: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), *shape)
+    rows = [np.asarray(model(x[k:k + chunk], training=False), dtype=np.float32).reshape(len(x[k:k + chunk]), -1)
+            for k in range(0, len(x), chunk)]
+    return np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def convert(own: KerasModel, samples: np.ndarray, per_channel: bool = False) -> bytes:
+    """Full int8, calibrated on samples [n, width], with a batch of one: a Flatten is then one
+    RESHAPE, not the SHAPE, STRIDED_SLICE and PACK a batch of any size needs."""
+    fixed = keras.Input(batch_shape=(1, *own.input_shape))
+    single = keras.Model(fixed, own.model(fixed))
+
+    def representative():
+        for row in np.asarray(samples, dtype=np.float32):
+            yield [row.reshape(1, *own.input_shape)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(single)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), fd_output(2):
+            warnings.simplefilter("ignore")
+            return bytes(converter.convert())
+    except Exception as exc:  # ConverterError, or a calibration failure inside the converter
+        raise OwnModelError(f"--keras {own.source}: the int8 converter cannot take {_refused(own, str(exc))}") from None
+
+
+def _refused(own: KerasModel, message: str) -> str:
+    """The layer and op of a converter error, from its MLIR locations ('tf.Cumprod' at .../layer/...)."""
+    op = re.search(r"'(tf\.[A-Za-z0-9_]+|tfl\.[A-Za-z0-9_]+)' op", message)
+    layer = own.layer_of(message)
+    what = f"layer {layer}" if layer else "a layer"
+    reason = next((line.strip() for line in message.splitlines() if "error:" in line), message.splitlines()[0] if message else "")
+    reason = re.sub(r"^.*error: (loc\(.*?\)\)\)*: )?", "", reason)
+    return f"{what}{f' (op {op.group(1)})' if op else ''}: {reason[:240]}"
+
+
+@dataclass(frozen=True)
+class Int8File:
+    tflite: bytes
+    model: TfliteModel
+    source: str
+
+
+def read_tflite(path: Path, flag: str = "--tflite") -> Int8File:
+    """A full-int8 flatbuffer, its bytes as they are; a float or dynamic-range one is refused, saying how to make one."""
+    _exists(path, flag)
+    data = path.read_bytes()
+    model = _parse(data, path, flag)
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise OwnModelError(f"{flag} {path}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
+                            "outputs; the device takes one input tensor and gives one output tensor")
+    for role, tensor in (("input", model.input), ("output", model.output)):
+        if tensor.dtype != "INT8":
+            weights = any(t.dtype == "INT8" and t.data is not None for t in model.tensors)
+            kind = "a dynamic-range model (int8 weights, float activations)" if weights else "a float model"
+            raise OwnModelError(f"{flag} {path}: its {role} tensor '{tensor.name}' is {tensor.dtype}, so it is {kind}; "
+                                f"the device runs full-int8 models only: {FULL_INT8_HOW}")
+        if tensor.scales.size != 1:
+            raise OwnModelError(f"{flag} {path}: its {role} tensor '{tensor.name}' has {tensor.scales.size} scales; "
+                                "the device needs one (per-tensor) scale on input and output")
+    return Int8File(data, model, str(path))
+
+
+def _parse(data: bytes, path: Path, flag: str) -> TfliteModel:
+    if data[4:8] != b"TFL3":
+        raise OwnModelError(f"{flag} {path}: not a TFLite flatbuffer (no TFL3 identifier at byte 4)")
+    try:
+        return tflite_model.read(data)
+    except tflite_model.ModelFormatError as exc:
+        raise OwnModelError(f"{flag} {path}: {exc}") from None
+
+
+def float_model(path: Path, width: int, flag: str = "--float-model") -> tuple[FloatModel, str]:
+    """The float model an int8 .tflite came from: a .keras or a float .tflite, and how it is named."""
+    _exists(path, flag)
+    if path.suffix == ".keras":
+        own = load_keras(path, flag)
+        if own.width != width:
+            raise OwnModelError(f"{flag} {path}: it takes {own.width} inputs, the int8 model {width}")
+        return own, f"Keras model {path.name}"
+    if path.suffix != ".tflite":
+        raise OwnModelError(f"{flag} {path}: expected FILE.keras or a float FILE.tflite")
+    data = path.read_bytes()
+    parsed = _parse(data, path, flag)
+    if parsed.input.dtype != "FLOAT32" or parsed.output.dtype != "FLOAT32":
+        raise OwnModelError(f"{flag} {path}: its input and output are {parsed.input.dtype} and "
+                            f"{parsed.output.dtype}; the float model's must be FLOAT32")
+    shape = parsed.input.shape
+    if int(np.prod(shape[1:])) != width:
+        raise OwnModelError(f"{flag} {path}: it takes {int(np.prod(shape[1:]))} inputs, the int8 model {width}")
+    with warnings.catch_warnings(), fd_output(2):
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    out_index = interpreter.get_output_details()[0]["index"]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        rows = []
+        for row in np.asarray(x, dtype=np.float32):
+            interpreter.set_tensor(index, row.reshape(shape))
+            interpreter.invoke()
+            rows.append(np.array(interpreter.get_tensor(out_index), dtype=np.float32).reshape(-1))
+        return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+    return run, f"float TFLite model {path.name}"
