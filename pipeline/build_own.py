@@ -95,7 +95,7 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
         tflite = own.convert(own_model, samples, per_channel=args.per_channel)
         tfl = tflite_model.read(tflite)
         quantize.require_int8_io(tfl)
-        float_fn, float_name = own_model, f"Keras model {args.keras.name}"
+        float_fn, float_name = own_model, f"Keras model {Path(args.keras).name}"
     else:
         int8_file = own.read_tflite(args.tflite)
         tflite, tfl = int8_file.tflite, int8_file.model
@@ -122,7 +122,7 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
         except reference.UnsupportedModelError as refusal:
             op = next((o for o in tfl.operators if o.op not in reference.SUPPORTED_OPS), None)
             layer = layer_of(op) if op is not None else ""
-            raise reference.UnsupportedModelError(f"--engine aot: {refusal}{f' (layer {layer})' if layer else ''}") from None
+            raise OwnUsageError(f"--engine aot: {refusal}{f' (layer {layer})' if layer else ''}") from None
 
     judged = rows if rows is not None else _range_rows(width, *input_range)
     judged = judged.subset(data_stage.sample_rows(len(judged.x), JUDGED_DATA_ROWS))

@@ -57,9 +57,12 @@ class KerasModel:
     def layer_of(self, tensor_name: str) -> str:
         """The Keras layer an op's output tensor came from, or '' when its name does not say."""
         found = LAYER_NAME.search(tensor_name)
-        if found is None or int(found.group(1)) >= len(self.layer_names):
-            return ""
-        return self.layer_names[int(found.group(1))]
+        if found is not None and int(found.group(1)) < len(self.layer_names):
+            return self.layer_names[int(found.group(1))]
+        kept = [layer.name for layer in self.model.layers if not LAYER_NAME.fullmatch(layer.name)]
+        parts = set(re.split(r"[/;\"\s:@]", tensor_name))
+        exact = next((name for name in kept if name in parts), "")
+        return exact or next((name for name in kept for part in parts if re.fullmatch(re.escape(name) + r"_\d+", part)), "")
 
 
 def _exists(path: Path, flag: str) -> None:
@@ -78,18 +81,28 @@ def load_keras(path: Path, flag: str = "--keras") -> KerasModel:
             model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many kinds; each means "not a model this build can read"
         raise OwnModelError(f"{flag} {path}: Keras cannot load it: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    return from_model(model, f"{flag} {path}")
+
+
+def from_model(model: keras.Model, source: str) -> KerasModel:
+    """A Keras model with one input and one output, its layers renamed so each op names its layer."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise OwnModelError(f"{flag} {path}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
+        raise OwnModelError(f"{source}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
                             "outputs; the device takes one input tensor and gives one output tensor")
     shape = tuple(model.inputs[0].shape[1:])
     if not shape or any(d is None for d in shape):
-        raise OwnModelError(f"{flag} {path}: input shape {tuple(model.inputs[0].shape)} has a dimension of no fixed "
+        raise OwnModelError(f"{source}: input shape {tuple(model.inputs[0].shape)} has a dimension of no fixed "
                             "size besides the batch; the device needs every input's place fixed")
     names: list[str] = []
 
     def rename(layer: keras.layers.Layer) -> keras.layers.Layer:
+        """A copy under a tracing name; a layer that cannot be rebuilt from its config (a Python
+        lambda) is kept as it is, and found by its own name."""
+        try:
+            clone = layer.__class__.from_config({**layer.get_config(), "name": f"tinyml_layer{len(names)}x"})
+        except Exception:
+            return layer
         names.append(layer.name)
-        clone = layer.__class__.from_config({**layer.get_config(), "name": f"tinyml_layer{len(names) - 1}x"})
         return clone
 
     try:
@@ -97,7 +110,7 @@ def load_keras(path: Path, flag: str = "--keras") -> KerasModel:
         renamed.set_weights(model.get_weights())
     except Exception:  # a model clone_model cannot take: its tensors keep their own names
         renamed, names = model, []
-    return KerasModel(renamed, str(path), tuple(int(d) for d in shape), tuple(names))
+    return KerasModel(renamed, source, tuple(int(d) for d in shape), tuple(names))
 
 
 def keras_outputs(model: keras.Model, shape: tuple[int, ...], x: np.ndarray, chunk: int = 65536) -> np.ndarray:
@@ -129,7 +142,7 @@ def convert(own: KerasModel, samples: np.ndarray, per_channel: bool = False) -> 
             warnings.simplefilter("ignore")
             return bytes(converter.convert())
     except Exception as exc:  # ConverterError, or a calibration failure inside the converter
-        raise OwnModelError(f"--keras {own.source}: the int8 converter cannot take {_refused(own, str(exc))}") from None
+        raise OwnModelError(f"{own.source}: the int8 converter cannot take {_refused(own, str(exc))}") from None
 
 
 def _refused(own: KerasModel, message: str) -> str:
