@@ -115,6 +115,13 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
     layer_of = _layer_of(own_model, tfl)
     if args.engine == "tflm":
         tflm_ops.require_ops(tfl, layer_of)
+        found = quantize.per_channel_weights(tfl)
+        if found and args.tflite:
+            raise OwnUsageError(
+                f"--tflite {args.tflite}: FULLY_CONNECTED weights quantized per channel: {', '.join(found)}; the "
+                "Nano's TFLM library reads only the first scale and would answer wrong without an error. Convert "
+                "with converter._experimental_disable_per_channel_quantization_for_dense_layers = True, or use "
+                "--engine aot (it computes per-channel weights)")
         quantize.require_per_tensor(tfl)
     else:
         try:

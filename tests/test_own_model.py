@@ -228,6 +228,23 @@ def test_an_op_the_board_lacks_is_refused_naming_op_and_layer(made, capsys):
     assert "(layer smooth)" in line
 
 
+def test_a_per_channel_tflite_is_refused_for_the_tflm_engine_only(made, capsys):
+    model = keras.saving.load_model(made["keras"])
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([np.full((1, 3), v, np.float32)] for v in np.linspace(1, 3, 32))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    path = made["folder"] / "per_channel.tflite"
+    path.write_bytes(bytes(converter.convert()))  # TensorFlow's default: Dense weights per channel
+    line = _refused(capsys, ["--tflite", path])
+    assert "FULLY_CONNECTED weights quantized per channel" in line and "--engine aot" in line
+    folder = made["folder"] / "per_channel"
+    assert build.main(["-q", "--no-footprint", "--tflite", str(path), "--engine", "aot", "--out", str(folder / "model"),
+                       "--report-dir", str(folder / "report")]) == 0
+    assert deployed.load(folder / "model").description.per_channel
+
+
 def test_a_model_of_two_inputs_is_refused(made, capsys):
     a, b = keras.Input((2,)), keras.Input((1,))
     path = made["folder"] / "two.keras"
