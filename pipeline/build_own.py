@@ -46,6 +46,10 @@ def _range_rows(width: int, lo: float, hi: float) -> data_stage.Dataset:
     return data_stage.Dataset(x, np.zeros((len(x), 0), np.float32), f"the range [{lo:g}, {hi:g}]", names, (lo, hi))
 
 
+def _fed(shape: tuple[int, ...]) -> str:
+    return f" ({int(np.prod(shape))} values, fed row-major)" if len(shape) > 1 else ""
+
+
 def _layer_of(own_model: own.KerasModel | None, tfl: TfliteModel) -> Callable[[Any], str]:
     if own_model is None:
         return lambda op: ""
@@ -90,7 +94,7 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
                                     f"{rows.where(row)}")
         samples = rows.x[data_stage.sample_rows(len(rows.x), 1024)] if rows is not None else \
             quantize.calibration_inputs(*input_range, 1)
-        say(f"model: {args.keras}: Keras, input shape {own_model.input_shape} ({width} values, row-major), "
+        say(f"model: {args.keras}: Keras, input shape {own_model.input_shape}{_fed(own_model.input_shape)}, "
             f"{own_model.outputs} output(s); calibrating on {'--data' if rows is not None else 'the --input-range'}")
         tflite = own.convert(own_model, samples, per_channel=args.per_channel)
         tfl = tflite_model.read(tflite)
@@ -108,7 +112,7 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
                                 f"quantization ([{input_range[0]:g}, {input_range[1]:g}] for this one)")
         rows = _rows(args.data, width) if args.data else None
         float_fn, float_name = own.float_model(args.float_model, width) if args.float_model else (None, None)
-        say(f"model: {args.tflite}: int8 TFLite, input shape {tfl.input.shape[1:]} ({width} values, row-major), "
+        say(f"model: {args.tflite}: int8 TFLite, input shape {tfl.input.shape[1:]}{_fed(tfl.input.shape[1:])}, "
             f"{emit.width(tfl.output.shape)} output(s); deployed as it is ({len(tflite)} bytes, SHA-256 "
             f"{tfl.sha256[:12]}); input range from its quantization [{input_range[0]:g}, {input_range[1]:g}]")
     input_range = (float(input_range[0]), float(input_range[1]))

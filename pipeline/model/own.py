@@ -211,8 +211,10 @@ def float_model(path: Path, width: int, flag: str = "--float-model") -> tuple[Fl
         raise OwnModelError(f"{flag} {path}: it takes {int(np.prod(shape[1:]))} inputs, the int8 model {width}")
     with warnings.catch_warnings(), fd_output(2):
         warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_content=data)
-    interpreter.allocate_tensors()
+        interpreter = tf.lite.Interpreter(
+            model_content=data,
+            experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
     out_index = interpreter.get_output_details()[0]["index"]
 
