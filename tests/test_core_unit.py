@@ -27,7 +27,8 @@ def core_test() -> Path:
     sanitize = "ON" if toolchains.sanitize_problem() is None else "OFF"
     toolchains.cmake(["-S", str(ROOT / "firmware"), "-B", str(build), "-DWERROR=ON", f"-DSANITIZE={sanitize}",
                       "-DTFLM_ROOT=", "-DFUZZ=OFF"], "configuring the core test")
-    toolchains.cmake(["--build", str(build), "--target", "core_test", "core_test_classify"], "building the core test")
+    toolchains.cmake(["--build", str(build), "--target", "core_test", "core_test_classify", "core_test_wide"],
+                     "building the core test")
     return build / "core_test"
 
 
@@ -63,3 +64,16 @@ def test_a_classifier_answers_its_top_label_and_lists_its_labels(core_test: Path
     done = run(core_test.with_name("core_test_classify"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines() == ["ok classifier", "core_test: 9 checks, 0 failed"], done.stdout
+
+
+def test_a_wide_model_takes_queries_far_longer_than_a_stored_line(core_test: Path) -> None:
+    """1,024 inputs and 40 outputs: value and `q` queries of thousands of bytes parsed as they
+    arrive (split in two at every byte, and byte by byte), counts past the inputs, bad and
+    overlong fields, Backspace in a long line, commands over 128 bytes, and echoes of answers
+    longer than 128 bytes recognised without storing them."""
+    done = run(core_test.with_name("core_test_wide"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:-1] == ["ok wide"], done.stdout
+    summary = re.fullmatch(r"core_test: (\d+) checks, 0 failed", lines[-1])
+    assert summary and int(summary.group(1)) >= 80, lines[-1]

@@ -97,26 +97,10 @@ static int8_t quantize_input(float x) {
   return (int8_t)r;
 }
 
-static void reply_values(app_t *app, const char *pos, const char *end, proto_out_t *o) {
-  const char *field;
-  size_t flen;
-  size_t count = 0;
-  int clipped = 0;
+/* The answer to a value query whose codes are in app->input: the outputs as values, a
+ * classifier's top label, then ` clipped` when an input lay outside the calibrated range. */
+static void answer_values(app_t *app, int clipped, proto_out_t *o) {
   size_t i;
-  while (proto_next_field(&pos, end, &field, &flen)) {
-    float x;
-    count++;
-    if (dec_parse_float(field, flen, &x) != 0) {
-      put_field_error(o, PROTO_ERR_BAD_NUMBER, "bad number at field ", count);
-      return;
-    }
-    if (x < MODEL_INPUT_MIN || x > MODEL_INPUT_MAX) clipped = 1;
-    if (count <= MODEL_INPUT_COUNT) app->input[count - 1] = quantize_input(x);
-  }
-  if (count != MODEL_INPUT_COUNT) {
-    put_count_error(o, "values", count);
-    return;
-  }
   if (ensure_engine(app, o) != 0) return;
   if (engine_invoke(app->input, app->output) != 0) {
     put_engine_error(o);
@@ -142,24 +126,9 @@ static void reply_values(app_t *app, const char *pos, const char *end, proto_out
   if (clipped) proto_put_str(o, " clipped");
 }
 
-static void reply_codes(app_t *app, const char *pos, const char *end, proto_out_t *o) {
-  const char *field;
-  size_t flen;
-  size_t count = 0;
+/* The answer to `q` whose codes are in app->input: `q` and the output codes. */
+static void answer_codes(app_t *app, proto_out_t *o) {
   size_t i;
-  while (proto_next_field(&pos, end, &field, &flen)) {
-    long v;
-    count++;
-    if (proto_parse_int(field, flen, &v) != 0 || v < -128 || v > 127) {
-      put_field_error(o, PROTO_ERR_BAD_CODE, "bad code at field ", count);
-      return;
-    }
-    if (count <= MODEL_INPUT_COUNT) app->input[count - 1] = (int8_t)v;
-  }
-  if (count != MODEL_INPUT_COUNT) {
-    put_count_error(o, "codes", count);
-    return;
-  }
   if (ensure_engine(app, o) != 0) return;
   if (engine_invoke(app->input, app->output) != 0) {
     put_engine_error(o);
@@ -170,6 +139,64 @@ static void reply_codes(app_t *app, const char *pos, const char *end, proto_out_
     proto_put_char(o, ' ');
     proto_put_int(o, app->output[i]);
   }
+}
+
+/* One value field: 0 and its code in *code (and *clipped set when outside the range), or -1. */
+static int value_field(const char *field, size_t n, int8_t *code, int *clipped) {
+  float x;
+  if (dec_parse_float(field, n, &x) != 0) return -1;
+  if (x < MODEL_INPUT_MIN || x > MODEL_INPUT_MAX) *clipped = 1;
+  *code = quantize_input(x);
+  return 0;
+}
+
+/* One code field: 0 and the code, or -1 unless it is an integer in -128..127. */
+static int code_field(const char *field, size_t n, int8_t *code) {
+  long v;
+  if (proto_parse_int(field, n, &v) != 0 || v < -128 || v > 127) return -1;
+  *code = (int8_t)v;
+  return 0;
+}
+
+static void reply_values(app_t *app, const char *pos, const char *end, proto_out_t *o) {
+  const char *field;
+  size_t flen;
+  size_t count = 0;
+  int clipped = 0;
+  while (proto_next_field(&pos, end, &field, &flen)) {
+    int8_t code;
+    count++;
+    if (value_field(field, flen, &code, &clipped) != 0) {
+      put_field_error(o, PROTO_ERR_BAD_NUMBER, "bad number at field ", count);
+      return;
+    }
+    if (count <= MODEL_INPUT_COUNT) app->input[count - 1] = code;
+  }
+  if (count != MODEL_INPUT_COUNT) {
+    put_count_error(o, "values", count);
+    return;
+  }
+  answer_values(app, clipped, o);
+}
+
+static void reply_codes(app_t *app, const char *pos, const char *end, proto_out_t *o) {
+  const char *field;
+  size_t flen;
+  size_t count = 0;
+  while (proto_next_field(&pos, end, &field, &flen)) {
+    int8_t code;
+    count++;
+    if (code_field(field, flen, &code) != 0) {
+      put_field_error(o, PROTO_ERR_BAD_CODE, "bad code at field ", count);
+      return;
+    }
+    if (count <= MODEL_INPUT_COUNT) app->input[count - 1] = code;
+  }
+  if (count != MODEL_INPUT_COUNT) {
+    put_count_error(o, "codes", count);
+    return;
+  }
+  answer_codes(app, o);
 }
 
 static void put_shortest(proto_out_t *o, float f) {
@@ -366,16 +393,15 @@ static void send_line(app_t *app, const char *bytes, size_t n) {
 }
 
 /* Decides whether a complete line is an echo of the device's own output (not answered)
- * and updates the echo state; see docs/protocol.md, "Echo". */
-static int drop_as_echo(app_t *app, const char *line, size_t len, int ended_by_cr) {
-  int repeat = recently_sent(app, line, len);
-  size_t prefix = sizeof PROTO_ERR_PREFIX - 1;
-  int err_line = len >= prefix && memcmp(line, PROTO_ERR_PREFIX, prefix) == 0;
+ * and updates the echo state; see docs/protocol.md, "Echo". empty: the line has no byte;
+ * repeat: it equals one of the answer lines in the echo memory; err_line: it starts with
+ * PROTO_ERR_PREFIX. */
+static int echo_verdict(app_t *app, int empty, int repeat, int err_line, int ended_by_cr) {
   int after_echo = app->after_echo;
   int lf_repeat = app->lf_repeat;
   app->after_echo = 0;
   app->lf_repeat = 0;
-  if (len == 0) {
+  if (empty) {
     if (after_echo) return 1; /* the extra ending of an echo: CR came back as LF, or LF as CRLF */
     if (lf_repeat) app->lf_echo = 1; /* a repeat, then LF LF: how `stty -opost` echoes CRLF */
     return 0;
@@ -392,18 +418,224 @@ static int drop_as_echo(app_t *app, const char *line, size_t len, int ended_by_c
   return 0;
 }
 
+static int starts_as_error(const char *line, size_t len) {
+  size_t prefix = sizeof PROTO_ERR_PREFIX - 1;
+  return len >= prefix && memcmp(line, PROTO_ERR_PREFIX, prefix) == 0;
+}
+
+static int drop_as_echo(app_t *app, const char *line, size_t len, int ended_by_cr) {
+  return echo_verdict(app, len == 0, recently_sent(app, line, len), starts_as_error(line, len), ended_by_cr);
+}
+
+/* ---- long lines: parsed field by field as they arrive ------------------------------- */
+
+/* The echo memory, matched incrementally: stream.echo_line is the first answer line in
+ * sent[] that begins with the line's final bytes so far (echo_len of them). Those bytes
+ * are that line's own, so a later line is a candidate exactly when it begins with the same
+ * echo_len bytes; the candidate only moves forward, and sent[] does not change while a
+ * line arrives (answers go out at line ends), so a whole line costs at most one pass over
+ * the echo memory. */
+static void echo_feed(app_t *app, uint8_t byte) {
+  app_stream_t *st = &app->stream;
+  size_t at = st->echo_line;
+  if (!st->echo_alive) return;
+  if (at + st->echo_len < app->sent_len && (uint8_t)app->sent[at + st->echo_len] == byte) {
+    st->echo_len++;
+    return;
+  }
+  for (;;) { /* the next answer line that begins with the same bytes, then this one */
+    const char *nl = (const char *)memchr(app->sent + at, '\n', app->sent_len - at);
+    if (nl == NULL) break;
+    at = (size_t)(nl - app->sent) + 1;
+    if (at + st->echo_len >= app->sent_len) break;
+    if (memcmp(app->sent + at, app->sent + st->echo_line, st->echo_len) == 0 &&
+        (uint8_t)app->sent[at + st->echo_len] == byte) {
+      st->echo_line = at;
+      st->echo_len++;
+      return;
+    }
+  }
+  st->echo_alive = 0;
+}
+
+/* 1 when the line's final bytes are, byte for byte, one whole answer line of the echo memory. */
+static int echo_whole(const app_t *app) {
+  const app_stream_t *st = &app->stream;
+  size_t at = st->echo_line;
+  if (!st->echo_alive) return 0;
+  while (at + st->echo_len + 2 <= app->sent_len) {
+    const char *nl;
+    if (memcmp(app->sent + at, app->sent + st->echo_line, st->echo_len) == 0 &&
+        app->sent[at + st->echo_len] == '\r' && app->sent[at + st->echo_len + 1] == '\n') {
+      return 1;
+    }
+    nl = (const char *)memchr(app->sent + at, '\n', app->sent_len - at);
+    if (nl == NULL) break;
+    at = (size_t)(nl - app->sent) + 1;
+  }
+  return 0;
+}
+
+static void echo_feed_bytes(app_t *app, const char *bytes, size_t n) {
+  size_t i;
+  for (i = 0; i < n && app->stream.echo_alive; i++) echo_feed(app, (uint8_t)bytes[i]);
+}
+
+/* The field being typed (in line.buf) is complete: it becomes final (echo memory), and is
+ * parsed into app->input; the first field says what the line is. */
+static void stream_field_done(app_t *app) {
+  app_stream_t *st = &app->stream;
+  proto_line_t *ln = &app->line;
+  const char *f = ln->buf;
+  size_t n = ln->len;
+  int bad = st->long_field;
+  int8_t code = 0;
+  int ok;
+  if (!bad) echo_feed_bytes(app, f, n); /* a long field's bytes went there as they came */
+  ln->len = 0;
+  st->long_field = 0;
+  if (n == 0) return; /* cannot happen: callers pass a field */
+  if (st->kind == APP_STREAM_UNKNOWN) {
+    if (is_letter(f[0]) || f[0] == '?') {
+      st->kind = !bad && n == 1 && f[0] == 'q' ? APP_STREAM_CODES : APP_STREAM_LONG;
+      return;
+    }
+    st->kind = APP_STREAM_VALUES;
+  }
+  st->fields++;
+  if (st->bad_field != 0) return; /* the first bad field is the answer: only counted on */
+  if (st->kind == APP_STREAM_VALUES) {
+    int clipped = st->clipped;
+    ok = !bad && value_field(f, n, &code, &clipped) == 0;
+    st->clipped = (uint8_t)clipped;
+  } else {
+    ok = !bad && code_field(f, n, &code) == 0;
+  }
+  if (!ok) {
+    st->bad_field = st->fields;
+  } else if (st->fields <= MODEL_INPUT_COUNT) {
+    app->input[st->fields - 1] = code;
+  }
+}
+
+/* A byte of a long line other than a line ending, Backspace or DEL. */
+static void stream_byte(app_t *app, uint8_t byte) {
+  app_stream_t *st = &app->stream;
+  proto_line_t *ln = &app->line;
+  if (st->kind == APP_STREAM_LONG) { /* not a query: nothing is parsed, nothing edited */
+    echo_feed(app, byte);
+    return;
+  }
+  if (proto_is_separator((char)byte)) {
+    if (ln->len > 0 || st->long_field) stream_field_done(app);
+    echo_feed(app, byte);
+    return;
+  }
+  if (!st->long_field && ln->len >= PROTO_FIELD_MAX) { /* too long for a number or a code */
+    st->long_field = 1;
+    echo_feed_bytes(app, ln->buf, ln->len); /* final now: Backspace cannot shorten it */
+  }
+  if (st->long_field) {
+    echo_feed(app, byte);
+    return;
+  }
+  ln->buf[ln->len++] = (char)byte;
+}
+
+/* Backspace or DEL in a long line: deletes the last byte of the field being typed; after a
+ * separator, in a field too long already, or in a line that is not a query, nothing. */
+static void stream_backspace(app_t *app) {
+  app_stream_t *st = &app->stream;
+  if (st->kind != APP_STREAM_LONG && !st->long_field && app->line.len > 0) app->line.len--;
+}
+
+/* The stored line (PROTO_LINE_MAX bytes) gets one more byte: from now on it is parsed
+ * field by field. Its bytes go through the same steps as the bytes after them, in place
+ * (the field being typed is written at or before the byte being read). */
+static void stream_start(app_t *app) {
+  app_stream_t *st = &app->stream;
+  proto_line_t *ln = &app->line;
+  size_t n = ln->len;
+  size_t i;
+  memset(st, 0, sizeof *st);
+  st->active = 1;
+  st->echo_alive = app->sent_len > 0;
+  st->err_line = (uint8_t)starts_as_error(ln->buf, n);
+  ln->len = 0;
+  for (i = 0; i < n; i++) stream_byte(app, (uint8_t)ln->buf[i]);
+}
+
+/* The answer to a long line that is not an echo. */
+static size_t stream_answer(app_t *app, char *out, size_t cap) {
+  const app_stream_t *st = &app->stream;
+  int values = st->kind == APP_STREAM_VALUES;
+  proto_out_t o;
+  proto_out_init(&o, out, cap - 2); /* CRLF always fits */
+  if (st->kind != APP_STREAM_VALUES && st->kind != APP_STREAM_CODES) {
+    put_error(&o, PROTO_ERR_LINE_TOO_LONG, k_too_long);
+  } else if (st->bad_field != 0) {
+    put_field_error(&o, values ? PROTO_ERR_BAD_NUMBER : PROTO_ERR_BAD_CODE,
+                    values ? "bad number at field " : "bad code at field ", st->bad_field);
+  } else if (st->fields != MODEL_INPUT_COUNT) {
+    put_count_error(&o, values ? "values" : "codes", st->fields);
+  } else if (values) {
+    answer_values(app, st->clipped, &o);
+  } else {
+    answer_codes(app, &o);
+  }
+  out[o.len++] = '\r';
+  out[o.len++] = '\n';
+  return o.len;
+}
+
+/* A long line's ending: its last field, the echo rule, the answer. */
+static void stream_end(app_t *app, int ended_by_cr) {
+  app_stream_t *st = &app->stream;
+  proto_line_t *ln = &app->line;
+  if (st->kind != APP_STREAM_LONG && (ln->len > 0 || st->long_field)) stream_field_done(app);
+  if (!echo_verdict(app, 0, echo_whole(app), st->err_line, ended_by_cr)) {
+    send_line(app, app->response, stream_answer(app, app->response, sizeof app->response));
+  }
+  memset(st, 0, sizeof *st);
+  ln->len = 0;
+  ln->overflow = 0;
+  ln->after_cr = (uint8_t)(ended_by_cr != 0);
+}
+
+static void feed_byte(app_t *app, uint8_t byte) {
+  const char *line = NULL;
+  size_t len = 0;
+  proto_line_event_t ev;
+  int ending = byte == '\r' || byte == '\n';
+  int edit = byte == PROTO_BACKSPACE || byte == PROTO_DELETE;
+  if (app->stream.active) {
+    if (ending) {
+      stream_end(app, byte == '\r');
+    } else if (edit) {
+      stream_backspace(app);
+    } else {
+      app->line.after_cr = 0;
+      stream_byte(app, byte);
+    }
+    return;
+  }
+  if (!ending && !edit && app->line.len >= PROTO_LINE_MAX) { /* one byte more than stored */
+    app->line.after_cr = 0;
+    stream_start(app);
+    stream_byte(app, byte);
+    return;
+  }
+  ev = proto_line_push(&app->line, byte, &line, &len);
+  if (ev == PROTO_LINE_TOO_LONG) { /* cannot happen: a long line is streamed above */
+    app->after_echo = app->lf_repeat = app->lf_echo = 0;
+    send_line(app, app->response, too_long_answer(app->response, sizeof app->response));
+  } else if (ev == PROTO_LINE_READY && !drop_as_echo(app, line, len, app->line.after_cr)) {
+    send_line(app, app->response, app_respond(app, line, len, app->response, sizeof app->response));
+  }
+}
+
 void app_feed(app_t *app, const uint8_t *bytes, size_t n) {
   size_t i;
   if (app == NULL || bytes == NULL) return;
-  for (i = 0; i < n; i++) {
-    const char *line = NULL;
-    size_t len = 0;
-    proto_line_event_t ev = proto_line_push(&app->line, bytes[i], &line, &len);
-    if (ev == PROTO_LINE_TOO_LONG) {
-      app->after_echo = app->lf_repeat = app->lf_echo = 0;
-      send_line(app, app->response, too_long_answer(app->response, sizeof app->response));
-    } else if (ev == PROTO_LINE_READY && !drop_as_echo(app, line, len, app->line.after_cr)) {
-      send_line(app, app->response, app_respond(app, line, len, app->response, sizeof app->response));
-    }
-  }
+  for (i = 0; i < n; i++) feed_byte(app, bytes[i]);
 }

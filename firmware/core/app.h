@@ -44,8 +44,33 @@ typedef uint32_t (*app_clock_fn)(void);
  * (docs/protocol.md, "Echo"). */
 #define APP_ECHO_WINDOW (APP_RESPONSE_MAX > 512 ? APP_RESPONSE_MAX : 512)
 
+/* A line that passes PROTO_LINE_MAX bytes is no longer stored: from then on its fields are
+ * parsed as they arrive (values or `q` codes straight into app_t.input), the line buffer
+ * holds only the field being typed, and the echo memory is matched byte by byte as the
+ * line's final bytes arrive (docs/protocol.md, "Long lines"). */
+typedef enum {
+  APP_STREAM_UNKNOWN = 0, /* no field complete yet */
+  APP_STREAM_VALUES,      /* a value query: each field is a number */
+  APP_STREAM_CODES,       /* `q`: each field after the word is a code */
+  APP_STREAM_LONG         /* not a query (a command, or only separators): ERR 2 at its end */
+} app_stream_kind_t;
+
+typedef struct {
+  uint8_t active;     /* the line passed PROTO_LINE_MAX bytes */
+  uint8_t kind;       /* app_stream_kind_t, set when the first field is complete */
+  uint8_t long_field; /* the field being typed passed PROTO_FIELD_MAX: bad, bytes not kept */
+  uint8_t clipped;    /* a value so far lies outside the calibrated range */
+  uint8_t err_line;   /* the line starts with PROTO_ERR_PREFIX */
+  uint8_t echo_alive; /* the line's final bytes so far begin an answer line in sent[] */
+  size_t fields;      /* fields parsed so far (the word `q` not counted) */
+  size_t bad_field;   /* the first bad field (from 1), 0 while none */
+  size_t echo_line;   /* sent[] offset of the first answer line that they begin */
+  size_t echo_len;    /* how many final bytes the line has so far */
+} app_stream_t;
+
 typedef struct {
   proto_line_t line;
+  app_stream_t stream;
   app_write_fn write;
   void *ctx;
   app_clock_fn micros;
@@ -67,11 +92,15 @@ void app_init(app_t *app, app_write_fn write, void *ctx, app_clock_fn micros);
 
 /* Consumes received bytes; every completed request line is answered (one response line,
  * ending in CRLF) through write before this returns, except the echo of a recent answer
- * (see APP_ECHO_WINDOW). Any byte sequence is safe. */
+ * (see APP_ECHO_WINDOW). Any byte sequence is safe, and a line of any length costs no more
+ * RAM than app_t: a query longer than PROTO_LINE_MAX is parsed as its fields arrive. */
 void app_feed(app_t *app, const uint8_t *bytes, size_t n);
 
 /* Answers one request line (without its line ending) into out, CRLF included, and
- * returns its length (at most cap). Used by app_feed; exposed for tests and fuzzing. */
+ * returns its length (at most cap). Used by app_feed for lines of at most PROTO_LINE_MAX
+ * bytes; it takes a whole line of any length (tests and fuzzing compare app_feed's
+ * field-by-field answers with it), but knows neither the limit for commands nor
+ * PROTO_FIELD_MAX. */
 size_t app_respond(app_t *app, const char *line, size_t len, char *out, size_t cap);
 
 #ifdef __cplusplus

@@ -13,8 +13,11 @@ extern "C" {
 #endif
 
 #define PROTO_VERSION 1
-/* Bytes a request line may hold before its line ending. */
+/* Bytes a stored request line may hold before its line ending: the limit for commands.
+ * A longer query (values, or `q` codes) is not stored but parsed field by field as it
+ * arrives (app.c); each of its fields may hold at most PROTO_FIELD_MAX bytes. */
 #define PROTO_LINE_MAX 128
+#define PROTO_FIELD_MAX PROTO_LINE_MAX
 
 /* ---- line assembly ------------------------------------------------------------ */
 

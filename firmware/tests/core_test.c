@@ -84,12 +84,21 @@ int engine_init(void) {
 }
 
 int engine_invoke(const int8_t *input, int8_t *output) {
-  int sum = input[0] + input[1];
   g_invokes++;
   memcpy(g_last_input, input, sizeof g_last_input);
   if (g_invoke_fails) return -1;
-  output[0] = input[0];
-  output[1] = (int8_t)(sum > 127 ? 127 : sum < -128 ? -128 : sum);
+#if MODEL_INPUT_COUNT == 2
+  {
+    int sum = input[0] + input[1];
+    output[0] = input[0];
+    output[1] = (int8_t)(sum > 127 ? 127 : sum < -128 ? -128 : sum);
+  }
+#else
+  { /* the wide build (tests/wide/model_info.h): the last inputs, last first */
+    size_t j;
+    for (j = 0; j < MODEL_OUTPUT_COUNT; j++) output[j] = input[MODEL_INPUT_COUNT - 1 - j];
+  }
+#endif
   return 0;
 }
 
@@ -102,7 +111,7 @@ const char *engine_error(void) { return g_engine_error; }
 /* ---- a device in memory ----------------------------------------------------------------- */
 
 static app_t g_app;
-static char g_sent[8192];
+static char g_sent[65536];
 static size_t g_sent_len;
 static uint32_t g_clock;
 
@@ -142,6 +151,9 @@ static void exchange(int line, const char *what, const char *request, size_t n, 
 #define HELP "help: X1 [X2 ...] | q C1 [C2 ...] | id | bench N | help\r\n"
 #define ID                                                                                  \
   "id proto=1 model=c0ffee012345 engine=test inputs=2 outputs=2 in_scale=0.5 in_zp=-10 " \
+  "out_scale=0.1 out_zp=3 range=-2:30 arena=48\r\n"
+#define ID_WIDE                                                                               \
+  "id proto=1 model=c0ffee012345 engine=test inputs=1024 outputs=40 in_scale=0.5 in_zp=-10 " \
   "out_scale=0.1 out_zp=3 range=-2:30 arena=48\r\n"
 
 /* ---- the core ------------------------------------------------------------------------ */
@@ -262,22 +274,47 @@ static void test_line_editing(void) {
   EXCHANGE("\r", "0.7 0.5\r\n");
   EXCHANGE("\n", ""); /* the LF of that CRLF */
 
-  /* 128 bytes is the limit: answered; 129 is too long, whatever follows */
+  /* 128 bytes is the stored limit; a longer query is parsed as it arrives, and answered */
   memset(line, ' ', sizeof line);
   memcpy(line, "10", 2);
   line[PROTO_LINE_MAX - 1] = '4';
   line[PROTO_LINE_MAX] = '\n';
   exchange(__LINE__, "a line of 128 bytes", line, PROTO_LINE_MAX + 1, "0.7 0.5\r\n");
+  memset(line, ' ', sizeof line);
+  memcpy(line, "10", 2);
+  line[PROTO_LINE_MAX] = '4';
+  line[PROTO_LINE_MAX + 1] = '\n';
+  exchange(__LINE__, "a query of 129 bytes", line, PROTO_LINE_MAX + 2, "0.7 0.5\r\n");
+  line[PROTO_LINE_MAX] = '1';
+  line[PROTO_LINE_MAX + 1] = '5';
+  line[PROTO_LINE_MAX + 2] = '\n';
+  exchange(__LINE__, "130 bytes: the last field is 15", line, PROTO_LINE_MAX + 3, "0.7 2.7\r\n");
+  line[PROTO_LINE_MAX + 2] = '\b';
+  line[PROTO_LINE_MAX + 3] = '\n';
+  exchange(__LINE__, "130 bytes, Backspace: 1", line, PROTO_LINE_MAX + 4, "0.7 -0.1\r\n");
+  /* a field of 129 bytes cannot be a number: bad at its field, whatever follows */
   memset(line, '1', sizeof line);
   line[PROTO_LINE_MAX + 1] = '\n';
-  exchange(__LINE__, "a line of 129 bytes", line, PROTO_LINE_MAX + 2, TOO_LONG);
+  exchange(__LINE__, "a field of 129 bytes", line, PROTO_LINE_MAX + 2, "ERR 3 bad number at field 1\r\n");
   line[PROTO_LINE_MAX + 1] = '\b';
   line[PROTO_LINE_MAX + 2] = '\n';
-  exchange(__LINE__, "129 bytes, then Backspace", line, PROTO_LINE_MAX + 3, TOO_LONG);
+  exchange(__LINE__, "129 bytes, then Backspace", line, PROTO_LINE_MAX + 3, "ERR 3 bad number at field 1\r\n");
   memset(line, '1', sizeof line);
   line[198] = '\r';
   line[199] = '\n';
-  exchange(__LINE__, "198 bytes, one answer at its end", line, 200, TOO_LONG);
+  exchange(__LINE__, "198 bytes, one answer at its end", line, 200, "ERR 3 bad number at field 1\r\n");
+  /* commands keep the limit: a longer one is ERR 2, once, at its end */
+  memset(line, 'a', sizeof line);
+  line[PROTO_LINE_MAX + 1] = '\n';
+  exchange(__LINE__, "a command word of 129 bytes", line, PROTO_LINE_MAX + 2, TOO_LONG);
+  memset(line, ' ', sizeof line);
+  memcpy(line, "help", 4);
+  line[198] = '\r';
+  line[199] = '\n';
+  exchange(__LINE__, "help and 194 blanks", line, 200, TOO_LONG);
+  line[0] = ' ';
+  line[PROTO_LINE_MAX + 1] = '\b';
+  exchange(__LINE__, "blanks and a Backspace", line, 200, TOO_LONG); /* not a query */
   EXCHANGE("10 4\n", "0.7 0.5\r\n");
 }
 
@@ -294,6 +331,307 @@ static void test_echo(void) {
   /* app_respond keeps CRLF however small the buffer */
   EXPECT_TRUE(app_respond(&g_app, "help", 4, out, 8) == 8 && memcmp(out, "help: \r\n", 8) == 0);
 }
+
+#if MODEL_INPUT_COUNT > 2
+/* ---- the wide build: queries far longer than the stored line -------------------------- */
+
+static char g_line[65536];
+static size_t g_line_len;
+static int8_t g_want[MODEL_INPUT_COUNT];
+
+static void line_reset(void) { g_line_len = 0; }
+
+static void line_add(const char *text, size_t n) {
+  if (n > sizeof g_line - g_line_len) n = sizeof g_line - g_line_len;
+  memcpy(g_line + g_line_len, text, n);
+  g_line_len += n;
+}
+
+static void line_str(const char *text) { line_add(text, strlen(text)); }
+
+static void line_repeat(char c, size_t n) {
+  while (n-- > 0) line_add(&c, 1);
+}
+
+/* A value query of `count` fields: field i is i % 16, with .5 on every odd one (never
+ * clipped: the range is -2..30); g_want gets the codes of the first MODEL_INPUT_COUNT. */
+static void values_line(size_t count) {
+  size_t i;
+  line_reset();
+  for (i = 0; i < count; i++) {
+    char text[16];
+    int whole = (int)(i % 16);
+    snprintf(text, sizeof text, i % 2 ? "%s%d.5" : "%s%d", i ? " " : "", whole);
+    line_str(text);
+    if (i < MODEL_INPUT_COUNT) g_want[i] = (int8_t)(2 * whole + (int)(i % 2) - 10); /* x / 0.5 - 10 */
+  }
+}
+
+/* `q` with `count` codes spread over -128..127, seeded by `seed`. */
+static void codes_line(size_t count, unsigned seed) {
+  size_t i;
+  line_reset();
+  line_str("q");
+  for (i = 0; i < count; i++) {
+    char text[8];
+    int code = (int)((i * 37u + seed) % 256u) - 128;
+    snprintf(text, sizeof text, " %d", code);
+    line_str(text);
+    if (i < MODEL_INPUT_COUNT) g_want[i] = (int8_t)code;
+  }
+}
+
+/* What the test engine answers for g_want: as values (`(code - 3) * 0.1`) or as `q`. */
+static const char *wide_answer(int codes) {
+  static char text[4096];
+  size_t n = 0;
+  size_t j;
+  if (codes) n += (size_t)snprintf(text, sizeof text, "q");
+  for (j = 0; j < MODEL_OUTPUT_COUNT; j++) {
+    int k = g_want[MODEL_INPUT_COUNT - 1 - j];
+    if (codes) {
+      n += (size_t)snprintf(text + n, sizeof text - n, " %d", k);
+    } else {
+      char v[16];
+      size_t vl;
+      int t = k - 3;
+      snprintf(v, sizeof v, "%s%d.%d", t < 0 ? "-" : "", (t < 0 ? -t : t) / 10, (t < 0 ? -t : t) % 10);
+      vl = strlen(v);
+      if (vl >= 2 && memcmp(v + vl - 2, ".0", 2) == 0) v[vl - 2] = '\0'; /* 2.0 -> 2 */
+      if (strcmp(v, "-0") == 0) strcpy(v, "0");
+      n += (size_t)snprintf(text + n, sizeof text - n, "%s%s", j ? " " : "", v);
+    }
+  }
+  snprintf(text + n, sizeof text - n, "\r\n");
+  return text;
+}
+
+/* Feeds the line (with `ending`) in one write, byte by byte, and split in two at every
+ * byte: each time exactly one answer, `want`, at the line's end. */
+static void wide_exchange(int line, const char *what, const char *ending, const char *want, int every_split) {
+  static char both[sizeof g_sent];
+  size_t kept = g_line_len;
+  size_t n;
+  size_t k;
+  line_str(ending);
+  n = g_line_len;
+  g_line_len = kept; /* the line stays without its ending for the next edit */
+  exchange(line, what, g_line, n, want);
+  g_sent_len = 0;
+  for (k = 0; k < n; k++) app_feed(&g_app, (const uint8_t *)g_line + k, 1);
+  g_sent[g_sent_len] = '\0';
+  expect_bytes(line, "the same, byte by byte", g_sent, g_sent_len, want, strlen(want));
+  if (!every_split) return;
+  for (k = 1; k < n; k++) {
+    size_t first;
+    feed(g_line, k);
+    first = g_sent_len;
+    memcpy(both, g_sent, first);
+    feed(g_line + k, n - k);
+    memcpy(both + first, g_sent, g_sent_len);
+    if (first + g_sent_len != strlen(want) || memcmp(both, want, first + g_sent_len) != 0) {
+      printf("  (split at byte %lu of %lu)\n", (unsigned long)k, (unsigned long)n);
+      expect_bytes(line, "split in two", both, first + g_sent_len, want, strlen(want));
+      return;
+    }
+  }
+  g_checks++;
+}
+
+#define WIDE(what, ending, want, every_split) wide_exchange(__LINE__, what, ending, want, every_split)
+#define WIDE_INPUT_IS_WANT() EXPECT_TRUE(memcmp(g_last_input, g_want, sizeof g_want) == 0)
+
+static void test_wide(void) {
+  char want[4096];
+  char answer1[4096];
+  char answer2[4096];
+  fresh_device(1);
+
+  /* every field, parsed as it arrives, straight into the input */
+  values_line(MODEL_INPUT_COUNT);
+  EXPECT_TRUE(g_line_len > 2000);
+  WIDE("1024 values", "\n", wide_answer(0), 1);
+  WIDE_INPUT_IS_WANT();
+  codes_line(MODEL_INPUT_COUNT, 5);
+  WIDE("q and 1024 codes", "\r\n", wide_answer(1), 1);
+  WIDE_INPUT_IS_WANT();
+  codes_line(MODEL_INPUT_COUNT, 11);
+  WIDE("q, CR alone", "\r", wide_answer(1), 0);
+  WIDE_INPUT_IS_WANT();
+
+  /* counts: every field counted, far past the model's inputs */
+  values_line(MODEL_INPUT_COUNT + 1);
+  WIDE("1025 values", "\n", "ERR 4 expected 1024 values, got 1025\r\n", 0);
+  values_line(3000);
+  WIDE("3000 values", "\n", "ERR 4 expected 1024 values, got 3000\r\n", 0);
+  values_line(MODEL_INPUT_COUNT - 1);
+  WIDE("1023 values", "\n", "ERR 4 expected 1024 values, got 1023\r\n", 0);
+  codes_line(MODEL_INPUT_COUNT + 1, 0);
+  WIDE("1025 codes", "\n", "ERR 4 expected 1024 codes, got 1025\r\n", 0);
+  line_reset();
+  line_repeat(' ', 200);
+  line_str("q ,");
+  WIDE("blanks, then q alone", "\n", "ERR 4 expected 1024 codes, got 0\r\n", 0);
+  line_reset();
+  line_repeat(',', 150);
+  values_line(MODEL_INPUT_COUNT); /* (starts the line again) */
+  memmove(g_line + 150, g_line, g_line_len);
+  memset(g_line, ',', 150);
+  g_line_len += 150;
+  WIDE("150 separators first", "\n", wide_answer(0), 0);
+
+  /* the first bad field is the answer, before the count */
+  values_line(1030);
+  g_line[strlen("0 1.5 2 3.5") ] = 'x'; /* field 4 becomes "3.5x" */
+  WIDE("a bad number at field 4 of 1030", "\n", "ERR 3 bad number at field 4\r\n", 0);
+  values_line(1030);
+  line_str(" 1e39");
+  WIDE("a bad number at field 1031", "\n", "ERR 3 bad number at field 1031\r\n", 0);
+  codes_line(MODEL_INPUT_COUNT, 0);
+  line_str(" 128");
+  WIDE("a bad code at field 1025", "\n", "ERR 5 bad code at field 1025\r\n", 0);
+  codes_line(10, 0);
+  line_str(" -129");
+  line_repeat(' ', 200);
+  WIDE("a bad code at field 11", "\n", "ERR 5 bad code at field 11\r\n", 0);
+
+  /* a field holds at most 128 bytes: 128 zeros are 0, 129 are a bad number */
+  values_line(MODEL_INPUT_COUNT);
+  memmove(g_line + 128, g_line, g_line_len);
+  memset(g_line, '0', 128); /* field 1, "0" before: now 129 zeros */
+  g_line_len += 128;
+  WIDE("129 zeros in field 1", "\n", "ERR 3 bad number at field 1\r\n", 0);
+  memmove(g_line, g_line + 1, --g_line_len);
+  WIDE("128 zeros in field 1", "\n", wide_answer(0), 0);
+  WIDE_INPUT_IS_WANT();
+  codes_line(4, 0);
+  line_str(" ");
+  line_repeat('7', 300);
+  line_str("\b\b\b\b\b 1");
+  WIDE("300 digits, Backspace cannot shorten them", "\n", "ERR 5 bad code at field 5\r\n", 0);
+
+  /* Backspace in a long line: the last byte of the field being typed; after a separator,
+   * nothing (the fields before are parsed already) */
+  values_line(MODEL_INPUT_COUNT);
+  strcpy(want, wide_answer(0));
+  {
+    size_t at = g_line_len - 1; /* field 1024 is "15.5": the last byte, 5, is retyped */
+    g_line_len = at;
+    line_str("9\b5");
+  }
+  WIDE("Backspace in the last field", "\n", want, 1);
+  WIDE_INPUT_IS_WANT();
+  values_line(MODEL_INPUT_COUNT - 1);
+  line_str(" \b\b\b15\b\b\b\b\b" "15.5"); /* field 1024: 15 deleted, then retyped */
+  WIDE("Backspace after a separator does nothing", "\n", want, 0);
+  WIDE_INPUT_IS_WANT();
+  values_line(MODEL_INPUT_COUNT - 2); /* ends "... 14" */
+  line_str(" \b15.5");                 /* not "1415.5": the separator stays */
+  WIDE("two fields stay two", "\n", "ERR 4 expected 1024 values, got 1023\r\n", 0);
+  values_line(MODEL_INPUT_COUNT);
+  memmove(g_line + 3, g_line, g_line_len);
+  memcpy(g_line, "1 \b", 3); /* before byte 128 the stored line is edited: "10 1.5 ..." */
+  g_line_len += 3;
+  g_want[0] = 2 * 10 - 10;
+  WIDE("Backspace in the stored part", "\n", want, 0);
+  WIDE_INPUT_IS_WANT();
+
+  /* commands keep their limit */
+  line_reset();
+  line_str("id");
+  line_repeat(' ', 200);
+  WIDE("id and 200 blanks", "\n", TOO_LONG, 0);
+  line_reset();
+  line_repeat(' ', 300);
+  WIDE("300 blanks", "\n", TOO_LONG, 0);
+  line_reset();
+  line_str("qq");
+  line_repeat(' ', 200);
+  line_str("1");
+  WIDE("qq and a code", "\n", TOO_LONG, 0);
+  values_line(3);
+  WIDE("a short value query", "\n", "ERR 4 expected 1024 values, got 3\r\n", 0);
+
+  /* echoes of answers longer than 128 bytes: matched as they arrive, never stored */
+  codes_line(MODEL_INPUT_COUNT, 1);
+  WIDE("a query", "\n", wide_answer(1), 0);
+  strcpy(answer1, wide_answer(1));
+  EXPECT_TRUE(strlen(answer1) > PROTO_LINE_MAX + 2);
+  g_want[MODEL_INPUT_COUNT - MODEL_OUTPUT_COUNT] ^= 0x40; /* another last output code */
+  {
+    size_t i;
+    char code[8];
+    line_reset();
+    line_str("q");
+    for (i = 0; i < MODEL_INPUT_COUNT; i++) {
+      snprintf(code, sizeof code, " %d", g_want[i]);
+      line_str(code);
+    }
+  }
+  WIDE("a query whose answer differs only at its end", "\n", wide_answer(1), 0);
+  strcpy(answer2, wide_answer(1));
+  EXPECT_TRUE(strncmp(answer1, answer2, strlen(answer1) - 8) == 0 && strcmp(answer1, answer2) != 0);
+  line_reset();
+  line_add(answer2, strlen(answer2));
+  exchange(__LINE__, "the echo of the second answer (a tty with echo on)", g_line, g_line_len, "");
+  line_reset();
+  line_add(answer1, strlen(answer1) - 2);
+  line_str("\r");
+  exchange(__LINE__, "the echo of the first", g_line, g_line_len, "");
+  line_reset();
+  line_add(answer1, strlen(answer1) - 2);
+  line_str("\n");
+  exchange(__LINE__, "the first again, LF-ended: a request", g_line, g_line_len,
+           "ERR 4 expected 1024 codes, got 40\r\n");
+  line_reset();
+  line_add(answer1, strlen(answer1) - 3); /* one byte short: "... -71" is "... -7", answer2 */
+  line_str("\r");
+  EXPECT_TRUE(g_line_len == strlen(answer2) - 1 && memcmp(g_line, answer2, g_line_len - 1) == 0);
+  exchange(__LINE__, "one byte short of the first answer: the second's echo", g_line, g_line_len, "");
+  line_reset();
+  line_add(answer1, strlen(answer1) - 4); /* two bytes short */
+  line_str("\r");
+  exchange(__LINE__, "two bytes short of an answer", g_line, g_line_len, "ERR 5 bad code at field 40\r\n");
+  line_reset();
+  line_add(answer2, strlen(answer2) - 2);
+  line_str("x\r");
+  exchange(__LINE__, "one byte past an answer", g_line, g_line_len, "ERR 5 bad code at field 40\r\n");
+  {
+    char last[2] = {answer2[strlen(answer2) - 3], '\0'};
+    char other[2] = {last[0] == '0' ? '1' : '0', '\0'};
+    line_reset();
+    line_add(answer2, strlen(answer2) - 2);
+    line_str("\b");
+    line_str(last);
+    line_str("\r"); /* Backspace and the same byte again: the echo, byte for byte */
+    exchange(__LINE__, "an echo with its last byte retyped", g_line, g_line_len, "");
+    line_reset();
+    line_add(answer2, strlen(answer2) - 2);
+    line_str("\b");
+    line_str(other);
+    line_str("\r");
+    exchange(__LINE__, "an echo edited into a request", g_line, g_line_len, "ERR 4 expected 1024 codes, got 40\r\n");
+  }
+  values_line(MODEL_INPUT_COUNT);
+  WIDE("a value query", "\n", wide_answer(0), 0);
+  strcpy(answer1, wide_answer(0));
+  line_reset();
+  line_add(answer1, strlen(answer1));
+  exchange(__LINE__, "the echo of a long value answer", g_line, g_line_len, "");
+  EXCHANGE("id\n", ID_WIDE);
+  EXPECT_TRUE(strlen(ID_WIDE) > PROTO_LINE_MAX + 2);
+  EXCHANGE(ID_WIDE, ""); /* the echo of `id`, a command longer than 128 bytes */
+  EXCHANGE("\n", "");     /* and the empty line right after it: the tty's second ending */
+  line_reset();
+  line_add(ID_WIDE, strlen(ID_WIDE) - 2);
+  line_str("\n");
+  exchange(__LINE__, "id's answer LF-ended: a request, too long", g_line, g_line_len, TOO_LONG);
+
+  values_line(MODEL_INPUT_COUNT);
+  WIDE("the next query is answered", "\n", wide_answer(0), 0);
+  WIDE_INPUT_IS_WANT();
+}
+#endif
 
 /* Deliberately wrong: proves that a wrong answer fails the program (--fail-one). */
 static void test_wrong_expectation(void) {
@@ -524,17 +862,21 @@ typedef struct {
 } group_t;
 
 int main(int argc, char **argv) {
-  /* The classifier build runs its own group only: the others' answers are a regression model's. */
+  /* The classifier and wide builds run their own group only: the others' answers are the
+   * two-input regression model's. */
   static const group_t groups[] = {
 #if MODEL_CLASS_COUNT > 0
       {"classifier", test_classifier},
+#endif
+#if MODEL_INPUT_COUNT > 2
+      {"wide", test_wide},
 #endif
       {"queries", test_queries},         {"errors", test_errors},
       {"bench", test_bench},             {"engine failure", test_engine_failure},
       {"line editing", test_line_editing}, {"echo", test_echo},
       {"decimal parse", test_decimal_parse}, {"decimal format", test_decimal_format},
   };
-  const size_t count = MODEL_CLASS_COUNT > 0 ? 1 : sizeof groups / sizeof groups[0];
+  const size_t count = MODEL_CLASS_COUNT > 0 || MODEL_INPUT_COUNT > 2 ? 1 : sizeof groups / sizeof groups[0];
   size_t i;
   int fail_one = argc > 1 && strcmp(argv[1], "--fail-one") == 0;
   if (argc > 1 && !fail_one) {
