@@ -54,6 +54,15 @@ def test_seed_corpus_passes_the_harness_checks(fuzzers: Path) -> None:
     assert run.stderr.count("Executed ") == len(seeds)
 
 
+def test_seed_corpus_starts_the_fuzzer_from_long_lines() -> None:
+    """Lines past the stored 128 bytes (queries parsed field by field, commands refused, the
+    echo of `id`) are in the seeds, so the fuzzer mutates them from its first run."""
+    longest = {p.name: max(len(line) for line in p.read_bytes().replace(b"\r", b"\n").split(b"\n"))
+               for p in (CORPUS / "protocol").iterdir()}
+    assert {"long_query", "long_codes", "long_field", "long_command", "long_echo"} <= set(longest)
+    assert all(longest[name] > 128 for name in ("long_query", "long_codes", "long_field", "long_command", "long_echo"))
+
+
 def test_bench_is_capped_in_the_fuzz_build(fuzzers: Path, tmp_path: Path) -> None:
     """400 lines of `bench 1000000` would take minutes of inferences; capped, they are errors."""
     heavy = tmp_path / "bench_heavy"

@@ -1,8 +1,11 @@
 /* libFuzzer harness for the portable core (app_feed), against an independent reference of
- * its line layer: CR, LF and CRLF endings, Backspace and DEL, overlong lines, and the echo
- * rule (docs/protocol.md). Each input goes to a fresh app in uneven chunks; after every
- * chunk, what the app sent must equal, byte for byte, what the reference expects (it
- * assembles lines itself and asks a second app's app_respond for each line's answer).
+ * its line layer: CR, LF and CRLF endings, Backspace and DEL, lines longer than the stored
+ * 128 bytes (queries parsed field by field, commands refused), and the echo rule
+ * (docs/protocol.md). Each input goes to a fresh app in uneven chunks; after every chunk,
+ * what the app sent must equal, byte for byte, what the reference expects (it stores every
+ * line whole, however long, and asks a second app's app_respond for each line's answer:
+ * so app_feed's field-by-field parse of a long query is checked against the whole-line
+ * parse).
  * Then, in the state the input left, `10` must still get the answer a fresh device gives,
  * and that answer fed back as a tty with echo on returns it must get no answer.
  *
@@ -79,10 +82,12 @@ HARNESS static void sink_write(void *ctx, const uint8_t *bytes, size_t n) {
 
 /* ---- the reference ---------------------------------------------------------------- */
 
+#define REF_LINE_CAP 65536u /* longer than any input the harness is run with */
+
 typedef struct {
-  char line[PROTO_LINE_MAX];
+  char line[REF_LINE_CAP];
   size_t len;
-  int too_long;
+  int long_line; /* the line passed PROTO_LINE_MAX bytes (and stays long to its end) */
   int prev_cr;
   int after_echo; /* the last line was an echo */
   int lf_repeat;  /* the last line repeated an answer, ended by LF, and was answered */
@@ -121,49 +126,114 @@ HARNESS static void ref_answer(ref_t *r, const char *bytes, size_t n, out_t *exp
   ref_sent(r, bytes, n);
 }
 
-/* The spec's rules, in its order: overlong, empty, repeat of a recent answer, request. */
+static int ref_separator(char c) { return c == ' ' || c == '\t' || c == ','; }
+
+static int ref_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* The first field of the line: its start (or len when none) and its length. */
+HARNESS static size_t ref_first_field(const ref_t *r, size_t *n) {
+  size_t start = 0;
+  size_t end;
+  while (start < r->len && ref_separator(r->line[start])) start++;
+  end = start;
+  while (end < r->len && !ref_separator(r->line[end])) end++;
+  *n = end - start;
+  return start;
+}
+
+/* A long line that is a command, or has no field: refused with ERR 2. */
+HARNESS static int ref_long_refused(const ref_t *r) {
+  size_t n;
+  size_t at = ref_first_field(r, &n);
+  if (n == 0) return 1;
+  if (!ref_letter(r->line[at]) && r->line[at] != '?') return 0;
+  return !(n == 1 && r->line[at] == 'q');
+}
+
+/* The answer to a long line: ERR 2 for a command, else app_respond's on the whole line with
+ * every field longer than PROTO_FIELD_MAX (no number or code can be) made a bad one. */
+HARNESS static size_t ref_long_answer(ref_t *r, char *answer, size_t cap) {
+  static char rewritten[REF_LINE_CAP + 8];
+  size_t n = 0;
+  size_t i = 0;
+  if (ref_long_refused(r)) {
+    memcpy(answer, k_err2, sizeof k_err2 - 1);
+    return sizeof k_err2 - 1;
+  }
+  while (i < r->len) {
+    size_t end = i;
+    if (ref_separator(r->line[i])) {
+      rewritten[n++] = r->line[i++];
+      continue;
+    }
+    while (end < r->len && !ref_separator(r->line[end])) end++;
+    if (end - i > PROTO_FIELD_MAX) {
+      memcpy(rewritten + n, "-x", 2); /* starts like a value, parses as nothing */
+      n += 2;
+    } else {
+      memcpy(rewritten + n, r->line + i, end - i);
+      n += end - i;
+    }
+    i = end;
+  }
+  return app_respond(&r->answers, rewritten, n, answer, cap);
+}
+
+/* The spec's rules, in its order: empty, repeat of a recent answer, request (a long line
+ * that is not a query: ERR 2). */
 HARNESS static void ref_line_done(ref_t *r, int by_cr, out_t *expect) {
   int was_echo = r->after_echo;
   int was_lf_repeat = r->lf_repeat;
+  char answer[APP_RESPONSE_MAX];
   r->after_echo = 0;
   r->lf_repeat = 0;
-  if (r->too_long) {
-    r->lf_echo = 0;
-    ref_answer(r, k_err2, sizeof k_err2 - 1, expect);
-  } else if (r->len == 0) {
+  if (r->len == 0 && !r->long_line) {
     if (was_lf_repeat) r->lf_echo = 1;
     if (!was_echo) ref_answer(r, k_err1, sizeof k_err1 - 1, expect);
   } else if (!ref_recent(r, r->line, r->len)) {
-    char answer[APP_RESPONSE_MAX];
     r->lf_echo = 0;
-    ref_answer(r, answer, app_respond(&r->answers, r->line, r->len, answer, sizeof answer), expect);
+    ref_answer(r, answer,
+               r->long_line ? ref_long_answer(r, answer, sizeof answer)
+                            : app_respond(&r->answers, r->line, r->len, answer, sizeof answer),
+               expect);
   } else if (by_cr || r->lf_echo || (r->len >= 4 && memcmp(r->line, "ERR ", 4) == 0)) {
     r->after_echo = 1;
   } else {
-    char answer[APP_RESPONSE_MAX];
     r->lf_repeat = 1;
-    ref_answer(r, answer, app_respond(&r->answers, r->line, r->len, answer, sizeof answer), expect);
+    ref_answer(r, answer,
+               r->long_line ? ref_long_answer(r, answer, sizeof answer)
+                            : app_respond(&r->answers, r->line, r->len, answer, sizeof answer),
+               expect);
   }
   r->len = 0;
-  r->too_long = 0;
+  r->long_line = 0;
+}
+
+/* Backspace in a long line edits only the field being typed: not after a separator, not a
+ * field longer than PROTO_FIELD_MAX, and nothing once a command word is complete. */
+HARNESS static int ref_long_backspace_edits(const ref_t *r) {
+  size_t field = 0;
+  size_t n;
+  size_t at;
+  while (field < r->len && !ref_separator(r->line[r->len - 1 - field])) field++;
+  if (field == 0 || field > PROTO_FIELD_MAX) return 0;
+  at = ref_first_field(r, &n);
+  if (at + n < r->len && ref_long_refused(r)) return 0; /* the first field is complete */
+  return 1;
 }
 
 HARNESS static void ref_byte(ref_t *r, uint8_t c, out_t *expect) {
   if (c == '\n' && r->prev_cr) {
     r->prev_cr = 0;
   } else if (c == 0x08 || c == 0x7f) {
-    if (!r->too_long && r->len > 0) r->len--;
+    if (r->len > 0 && (!r->long_line || ref_long_backspace_edits(r))) r->len--;
   } else if (c == '\r' || c == '\n') {
     r->prev_cr = c == '\r';
     ref_line_done(r, c == '\r', expect);
   } else {
     r->prev_cr = 0;
-    if (r->too_long) return;
-    if (r->len == PROTO_LINE_MAX) {
-      r->too_long = 1;
-    } else {
-      r->line[r->len++] = (char)c;
-    }
+    if (r->len == PROTO_LINE_MAX) r->long_line = 1;
+    if (r->len < sizeof r->line) r->line[r->len++] = (char)c;
   }
 }
 
