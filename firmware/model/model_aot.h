@@ -6,11 +6,12 @@
 
 #include "model_info.h"
 
-static const int8_t model_aot_w0[1] = {
+/* FULLY_CONNECTED 1 -> 1: weights as int16 pairs (1 words a row, see engine_aot.c), bias with the input offset 108 folded in, one multiplier and shift */
+static const int32_t model_aot_w0[1] = {
   127
 };
 static const int32_t model_aot_b0[1] = {
-  -1237
+  12479
 };
 static const int32_t model_aot_m0[1] = {
   1082196518
@@ -21,10 +22,11 @@ static const int8_t model_aot_s0[1] = {
 
 /* FULLY_CONNECTED layers in call order, each reading the one before (the first: the
  * model's input); the last writes the model's output.
- * LAYER(inputs, units, weights, bias, multipliers, shifts, input_offset, output_offset, act_min, act_max) */
+ * LAYER(inputs, units, weights, bias, multipliers, shifts, per_channel, output_offset, act_min, act_max) */
+#define MODEL_AOT_FORMAT 2 /* the tables' layout, as engine_aot.c reads it */
 #define MODEL_AOT_LAYER_COUNT 1
 #define MODEL_AOT_MAX_UNITS 1 /* the widest layer: the engine's scratch rows */
 #define MODEL_AOT_LAYERS(LAYER) \
-  LAYER(1, 1, model_aot_w0, model_aot_b0, model_aot_m0, model_aot_s0, 108, -99, -128, 127)
+  LAYER(1, 1, model_aot_w0, model_aot_b0, model_aot_m0, model_aot_s0, 0, -99, -128, 127)
 
 #endif
