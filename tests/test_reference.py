@@ -149,3 +149,76 @@ def test_runtime_and_board_multipliers_on_a_model_where_they_round_apart():
     with pytest.raises(quantize.QuantizationError, match=r"1 of 256 inputs \(first: codes \[-39\] -> runtime "
                                                          r"\[103\], board \[102\]\).*--engine aot"):
         quantize.require_board_agreement(parsed, codes)
+
+
+def _with_output_scale(model: bytes, factor: float) -> bytes:
+    """The flatbuffer with its output tensor's scale multiplied by factor (its float32 bytes patched
+    where they occur once): the same weights, another requantization multiplier."""
+    parsed = tflite_model.read(model)
+    old = np.float32(parsed.output.scales[0]).tobytes()
+    assert model.count(old) == 1, "the output scale's bytes are not unique in this flatbuffer"
+    return model.replace(old, np.float32(parsed.output.scales[0] * factor).tobytes())
+
+
+@needs_tflm
+@pytest.mark.parametrize("left_shift", [3, 17, 22])
+def test_multiplier_above_one_shifts_left_in_int32_as_tflm(left_shift, tmp_path):
+    """A multiplier of 1 or more (output scale below input scale times weight scale) makes TFLM
+    compute acc * (1 << shift) in int32 before its high multiply: a product that leaves int32 wraps,
+    and the wrapped value is what gets requantized. The reference and the AOT engine (native, UBSan)
+    do the same; the old int64 product answers otherwise on some of these rows."""
+    from test_aot import run_aot
+    base = trained.random_tflite(4, (), 1, "linear", False)
+    layer = reference.lower(tflite_model.read(base))[0]
+    real = layer.multipliers[0] * 2.0 ** layer.shifts[0] / 2**31
+    model = _with_output_scale(base, real / 2.0 ** (left_shift - 0.5))
+    parsed = tflite_model.read(model)
+    patched = reference.lower(parsed)[0]
+    assert patched.shifts[0] == left_shift
+    codes = trained.all_codes(4, count=4000)
+    expected = oracle.tflm_outputs(model, codes)
+    np.testing.assert_array_equal(reference.run(parsed, codes), expected)
+    np.testing.assert_array_equal(run_aot(model, codes, tmp_path), expected)
+    acc = (codes.astype(np.int64) + patched.input_offset) @ patched.weights.astype(np.int64).T + patched.bias
+    shifted = acc * (1 << left_shift)
+    wraps = (shifted > 2**31 - 1) | (shifted < -(2**31))
+    if left_shift >= 12:  # the case is reached, and the int64 arithmetic would answer otherwise there
+        assert wraps.any()
+        unwrapped = reference.rounding_divide_by_pot(
+            reference.saturating_rounding_doubling_high_mul(shifted, patched.multipliers[0]), 0)
+        old = np.clip(unwrapped + patched.output_offset, patched.act_min, patched.act_max)
+        assert np.any(old[wraps[:, 0]] != expected[wraps[:, 0]])
+
+
+@needs_tflm
+def test_flatten_is_a_reshape_the_reference_and_aot_compute(tmp_path):
+    """Keras' Flatten converts to RESHAPE (same scale and zero point): a no-op on the int8 codes, so
+    the reference and the AOT engine run the model, bit-exact with TFLM."""
+    import keras
+    from pipeline.model import own
+    from test_aot import run_aot
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input(shape=(3, 4)), keras.layers.Flatten(), keras.layers.Dense(5, activation="relu"),
+                              keras.layers.Dense(2)])
+    samples = np.random.default_rng(0).uniform(-3.0, 5.0, size=(200, 12))
+    tfl = own.convert(own.from_model(model, "test"), samples)
+    parsed = tflite_model.read(tfl)
+    assert "RESHAPE" in parsed.ops
+    codes = trained.all_codes(12, count=500)
+    expected = oracle.tflm_outputs(tfl, codes)
+    np.testing.assert_array_equal(reference.run(parsed, codes), expected)
+    np.testing.assert_array_equal(run_aot(tfl, codes, tmp_path), expected)
+
+
+def test_reshape_that_requantizes_is_refused_by_name():
+    """A RESHAPE between tensors of different scales would requantize: refused, naming the op and the
+    TFLM engine."""
+    from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
+    tensors = [Tensor(0, "in", (1, 2, 2), "INT8", np.array([0.1]), np.array([3]), None),
+               Tensor(1, "out", (1, 4), "INT8", np.array([0.2]), np.array([3]), None)]
+    model = TfliteModel(tensors, [Operator(0, "RESHAPE", (0,), (1,), "NONE")], (0,), (1,))
+    with pytest.raises(reference.UnsupportedModelError, match=r"op 0 RESHAPE: .*TFLM engine"):
+        reference.lower(model)
+    same = TfliteModel([tensors[0], Tensor(1, "out", (1, 4), "INT8", np.array([0.1]), np.array([3]), None)],
+                       model.operators, (0,), (1,))
+    assert reference.lower(same) == [reference.Reshape(4)]

@@ -18,7 +18,7 @@ from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 from pipeline.errors import PipelineError
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-SUPPORTED_OPS = ("FULLY_CONNECTED", "LOGISTIC", "TANH", "SOFTMAX")
+SUPPORTED_OPS = ("FULLY_CONNECTED", "RESHAPE", "LOGISTIC", "TANH", "SOFTMAX")
 SUPPORTED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
@@ -64,9 +64,12 @@ def rounding_divide_by_pot(x: np.ndarray, exponent: int | np.ndarray) -> np.ndar
 
 
 def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    """TFLM's MultiplyByQuantizedMultiplier on int32 x. A multiplier of 1 or more (shift > 0) first
+    shifts x left in int32, as the runtime does (x * (1 << shift)): a value that does not fit
+    wraps around, and the kernels then requantize the wrapped value."""
     left = shift if shift > 0 else 0
     right = 0 if shift > 0 else -shift
-    x = np.asarray(x, dtype=np.int64) * np.int64(1 << left)
+    x = _wrap32(np.asarray(x, dtype=np.int64) * np.int64(1 << left))
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), right)
 
 
@@ -136,11 +139,11 @@ def lower_fully_connected(model: TfliteModel, op: Operator, board: bool = False)
 def fully_connected(layer: FullyConnected, x: np.ndarray) -> np.ndarray:
     """int8 [batch, in] -> int8 [batch, out]."""
     acc = (np.asarray(x, dtype=np.int64) + layer.input_offset) @ layer.weights.astype(np.int64).T
-    acc = acc + layer.bias.astype(np.int64)
+    acc = _wrap32(acc + layer.bias.astype(np.int64))  # the kernel's int32 accumulator
     out = np.empty_like(acc)
     for c in range(acc.shape[1]):
         out[:, c] = multiply_by_quantized_multiplier(acc[:, c], layer.multipliers[c], layer.shifts[c])
-    out = out + layer.output_offset
+    out = _wrap32(out + layer.output_offset)  # an int32 addition in the kernel too
     return np.clip(out, layer.act_min, layer.act_max).astype(np.int8)
 
 
@@ -315,6 +318,27 @@ def softmax(layer: Softmax, x: np.ndarray) -> np.ndarray:
     return np.clip(out, -128, 127).astype(np.int8)
 
 
+@dataclass(frozen=True)
+class Reshape:
+    """A RESHAPE between tensors of one scale and zero point: the same int8 bytes in the same
+    (row-major) order, so nothing to compute (what Keras' Flatten converts to)."""
+    units: int
+
+
+def lower_reshape(model: TfliteModel, op: Operator) -> Reshape:
+    """Only a reshape that keeps the quantization is a no-op on the codes; another would requantize."""
+    inp, out = _tensor_pair(model, op)
+    if (np.float32(inp.scales[0]) != np.float32(out.scales[0])
+            or int(inp.zero_points[0]) != int(out.zero_points[0])):
+        raise UnsupportedModelError(
+            f"op {op.index} RESHAPE: input scale {float(inp.scales[0]):g} zero point {int(inp.zero_points[0])}, "
+            f"output scale {float(out.scales[0]):g} zero point {int(out.zero_points[0])}: only a RESHAPE that "
+            "keeps the quantization is computed (use the TFLM engine for this model)")
+    if _units(inp) != _units(out):
+        raise UnsupportedModelError(f"op {op.index} RESHAPE: {_units(inp)} values in, {_units(out)} out")
+    return Reshape(_units(out))
+
+
 def _tensor_pair(model: TfliteModel, op: Operator) -> tuple[Tensor, Tensor]:
     """The op's input and output; the int8 kernels read one scale and zero point of each."""
     inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
@@ -367,7 +391,7 @@ def lower_softmax(model: TfliteModel, op: Operator) -> Softmax:
     return Softmax(units, float(np.float32(op.beta)), multiplier, shift, diff_min)
 
 
-Layer = FullyConnected | Lookup | Softmax
+Layer = FullyConnected | Reshape | Lookup | Softmax
 
 
 def lower(model: TfliteModel, board: bool = False) -> list[Layer]:
@@ -387,6 +411,8 @@ def lower(model: TfliteModel, board: bool = False) -> list[Layer]:
             layers.append(lower_fully_connected(model, op, board))
         elif op.op == "SOFTMAX":
             layers.append(lower_softmax(model, op))
+        elif op.op == "RESHAPE":
+            layers.append(lower_reshape(model, op))
         else:
             layers.append(lower_lookup(model, op))
         current = op.outputs[0]
@@ -401,6 +427,8 @@ def apply(layer: Layer, x: np.ndarray) -> np.ndarray:
         return fully_connected(layer, x)
     if isinstance(layer, Softmax):
         return softmax(layer, x)
+    if isinstance(layer, Reshape):
+        return np.asarray(x, dtype=np.int8).reshape(len(x), layer.units)
     return layer.codes(x)
 
 
