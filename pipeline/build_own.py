@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -154,6 +155,8 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
         f"arena {facts.arena} B" + ("" if result.reference_applies else "; TFLM engine only"))
     for line in result.lines():
         say(line)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     r = own_report.assemble(facts, result, args.engine, len(tflite), str(args.keras or args.tflite),
                             judged.source if rows is not None else None)
     return {"sources": sources, "report": r, "aot": result.reference_applies}

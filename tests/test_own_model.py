@@ -272,3 +272,14 @@ def test_training_arguments_and_mismatched_data_are_refused(made, capsys):
     assert "the model takes 3 input(s)" in line
     assert "not a TFLite flatbuffer" in _refused(capsys, ["--tflite", made["inputs"]])
     assert "no such file" in _refused(capsys, ["--keras", made["folder"] / "absent.keras"])
+
+
+def test_an_input_column_of_few_codes_is_warned_about():
+    """One scale for the whole input tensor: a column 500 times narrower than its neighbour gets one code."""
+    from pipeline.model.check_own import resolution_warnings
+    from pipeline.model.data import Dataset
+    x = np.column_stack([np.linspace(0, 255, 100), np.linspace(0, 0.5, 100), np.linspace(0, 9, 100)])
+    rows = Dataset(x, np.zeros((100, 0)), "t.csv", ("wide", "narrow", "nine"), (0.0, 255.0))
+    warning, = resolution_warnings(rows, 1.0)
+    assert "1 input column(s)" in warning and "narrow (0.5)" in warning and "wide" not in warning
+    assert resolution_warnings(rows, 0.05) == []

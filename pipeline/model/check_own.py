@@ -80,6 +80,23 @@ def sweep_codes(width: int, data_codes: np.ndarray | None) -> np.ndarray:
     return np.concatenate(rows)
 
 
+FEW_CODES = 8
+"""An input column of the data spanning fewer int8 codes than this is all but constant to the device."""
+
+
+def resolution_warnings(data: Dataset, scale: float) -> list[str]:
+    """One int8 input tensor has one scale for all its values: a column of far narrower range
+    than the others gets few codes, and the device barely sees it."""
+    span = (data.x.max(axis=0) - data.x.min(axis=0)) / scale
+    narrow = [k for k in range(data.inputs) if span[k] < FEW_CODES and np.unique(data.x[:, k]).size > FEW_CODES]
+    if not narrow:
+        return []
+    shown = ", ".join(f"{data.names[k]} ({span[k]:.1f})" for k in narrow[:6]) + (", ..." if len(narrow) > 6 else "")
+    return [f"{len(narrow)} input column(s) of the data span fewer than {FEW_CODES} int8 codes at the input scale "
+            f"{scale:.6g}: {shown}; the input tensor has one scale for every value, so the device barely sees them. "
+            "Scale the inputs to similar ranges before they reach the model"]
+
+
 def _inside(x: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
     x32 = np.asarray(x, dtype=np.float32)
     return np.all((x32 >= np.float32(input_range[0])) & (x32 <= np.float32(input_range[1])), axis=1)
@@ -111,9 +128,10 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
     probe_int8 = quant.dequantize(oracle.int8_outputs(tflite, quant.quantize(probes, in_scale, in_zp))[0],
                                   out_scale, out_zp)
     clipped = ~_inside(probes, input_range)
+    warnings = resolution_warnings(data, in_scale) if data_given else []
     if float_fn is None:
         points = [{"x": p.tolist(), "int8": q.tolist(), "clipped": bool(c)} for p, q, c in zip(probes, probe_int8, clipped)]
-        return OwnCheck(codes, oracle_name, verdict, None, None, None, None, probes, points)
+        return OwnCheck(codes, oracle_name, verdict, None, None, None, None, probes, points, warnings)
 
     sweep_float = float_fn(quant.dequantize(codes, in_scale, in_zp))
     judged = np.vstack([data.x, quant.dequantize(codes, in_scale, in_zp)]).astype(np.float32)
@@ -131,4 +149,4 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
                          f"{float_name} at x = {where} (output {col + 1}: float {float_y[row, col]:.4f}, int8 "
                          f"{int8_y[row, col]:.4f}), inside the calibrated range [{input_range[0]:g}, "
                          f"{input_range[1]:g}]; tolerance {tolerance_lsb:g} steps (--tolerance-lsb)")
-    return OwnCheck(codes, oracle_name, verdict, sweep_float, float_name, errors, tolerance_lsb, probes, points)
+    return OwnCheck(codes, oracle_name, verdict, sweep_float, float_name, errors, tolerance_lsb, probes, points, warnings)
