@@ -88,6 +88,19 @@ def test_pipelined_answers_keep_request_order(device: Device, model: DeployedMod
     assert np.array_equal(np.array(one_by_one, dtype=np.int8), np.asarray(want).reshape(len(rows), -1))
 
 
+def test_a_request_longer_than_a_write_chunk_is_sent_in_chunks_and_answered(device: Device,
+                                                                           model: DeployedModel) -> None:
+    """The client writes at most WRITE_CHUNK bytes at a time (the board's USB serial buffer);
+    a query of 40 kB (blanks between the fields) is the same query, answered once."""
+    from pipeline.device.serial_client import WRITE_CHUNK
+    ten = device.predict([10.0] * model.inputs).text
+    padded = (" " * 20_000) + " ".join(["10"] * model.inputs) + (" " * 20_000)
+    assert len(padded) > 100 * WRITE_CHUNK
+    assert device.request(padded) == ten
+    rows = [[(7 * i + j) % 256 - 128 for j in range(model.inputs)] for i in range(50)]
+    assert device.predict_codes_many(rows, window=50) == [device.predict_codes(r) for r in rows]
+
+
 def test_err_lines_raise_and_keep_the_device_in_step(device: Device, model: DeployedModel) -> None:
     with pytest.raises(ProtocolError) as wrong_count:
         device.predict([1.0] * (model.inputs + 1))

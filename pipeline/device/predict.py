@@ -75,7 +75,8 @@ def parse_query(text: str, codes: bool) -> list[float] | list[int]:
 def check_count(query: Sequence[float], text: str, inputs: int) -> None:
     """The device would answer ERR 4; saying how to write a query is more useful."""
     if len(query) != inputs:
-        form = "x" if inputs == 1 else ",".join(f"x{i + 1}" for i in range(inputs))
+        form = ("x" if inputs == 1 else ",".join(f"x{i + 1}" for i in range(inputs)) if inputs <= 4
+                else f"x1,x2,...,x{inputs}")
         raise QueryError(f"{text.strip()!r}: the model takes {inputs} input(s) per query, as {form}")
 
 

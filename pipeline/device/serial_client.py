@@ -24,6 +24,18 @@ PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_WINDOW = 32
 
+# Writes go out in chunks of at most this many bytes, each flushed (tcdrain) before the
+# next. 256 is the receive buffer of the board's USB serial: the Arduino mbed core's
+# USBSerial keeps received bytes in a RingBufferN<256> (cores/arduino/USB/PluggableUSBSerial.h),
+# filled from one 64-byte bulk packet at a time (USBCDC, CDC_MAX_PACKET_SIZE); the firmware's
+# loop drains it as it parses, and USB holds the host back (NAK) while it is full. A chunk
+# that fits it is taken at once, so each write's timeout measures the device, not the line's
+# length: a 714-input query (several KB) is a dozen chunks, not one long write.
+WRITE_CHUNK = 256
+# predict_codes_many keeps at most this many request bytes in flight besides its window of
+# requests (and always one request, however long): wide rows stay a few lines ahead.
+WINDOW_BYTES = 16 * 1024
+
 # Arduino Nano 33 BLE USB ids, from ArduinoCore-mbed's boards.txt (nano33ble.vid/pid.N).
 ARDUINO_VID = 0x2341
 NANO33BLE_SKETCH_PIDS = (0x805A, 0x015A, 0x025A)  # a running sketch (CDC, CDC+HID variants)
@@ -222,8 +234,13 @@ class Device:
 
     # -- bytes ------------------------------------------------------------------------
     def _write(self, text: str) -> None:
+        """Sends text in chunks of at most WRITE_CHUNK bytes, each flushed before the next."""
+        data = text.encode("ascii")
         try:
-            self._serial.write(text.encode("ascii"))
+            for start in range(0, len(data), WRITE_CHUNK):
+                self._serial.write(data[start:start + WRITE_CHUNK])
+                if len(data) > WRITE_CHUNK:
+                    self._serial.flush()
         except serial.SerialTimeoutException as error:
             raise DeviceTimeout(f"{self.port}: the device accepted no input for {self.timeout:g} s") from error
         except (serial.SerialException, OSError) as error:
@@ -344,7 +361,8 @@ class Device:
         """`q` for many rows, keeping up to `window` requests in flight; answers in row order.
 
         Pipelining hides the round-trip latency (USB frames, pty wake-ups). The window
-        stays small so neither side's buffer can fill while the other waits. An ERR
+        stays small so neither side's buffer can fill while the other waits: at most
+        `window` requests and WINDOW_BYTES of them (but always one) are in flight. An ERR
         answer raises ProtocolError after the answers still in flight are read, so the
         device stays in step for the next request.
         """
@@ -353,27 +371,37 @@ class Device:
         pending = enumerate(rows)  # formatted lazily: a long stream costs no memory up front
         exhausted = False
         results: list[list[int]] = []
-        in_flight: deque[int] = deque()
+        in_flight: deque[tuple[int, int]] = deque()  # (row index, request bytes)
+        in_flight_bytes = 0
+        waiting: tuple[int, str] | None = None  # formatted, not yet sent: over the byte budget
         failure: Exception | None = None  # stops sending; in-flight answers are still read
         while True:
-            if failure is None and not exhausted and len(in_flight) <= window // 2:
+            if failure is None and (waiting is not None or not exhausted) and len(in_flight) <= window // 2 \
+                    and in_flight_bytes <= WINDOW_BYTES // 2:
                 batch: list[str] = []
                 while len(in_flight) < window:
-                    try:
-                        index, row = next(pending)
-                        batch.append(self._q_line(row) + "\n")
-                    except StopIteration:
-                        exhausted = True
+                    if waiting is None:
+                        try:
+                            index, row = next(pending)
+                            waiting = index, self._q_line(row) + "\n"
+                        except StopIteration:
+                            exhausted = True
+                            break
+                        except ValueError as error:
+                            failure = ValueError(f"row {index}: {error}")
+                            break
+                    if in_flight and in_flight_bytes + len(waiting[1]) > WINDOW_BYTES:
                         break
-                    except ValueError as error:
-                        failure = ValueError(f"row {index}: {error}")
-                        break
-                    in_flight.append(index)
+                    batch.append(waiting[1])
+                    in_flight.append((waiting[0], len(waiting[1])))
+                    in_flight_bytes += len(waiting[1])
+                    waiting = None
                 if batch:
                     self._write("".join(batch))
             if not in_flight:
                 break
-            index = in_flight.popleft()
+            index, sent = in_flight.popleft()
+            in_flight_bytes -= sent
             answer = self._read_line()
             if failure is not None:
                 continue

@@ -105,9 +105,17 @@ def _identity_checks(identity: Identity, model: DeployedModel, allow_stale: bool
     return checks, warnings
 
 
+def _row_label(x: np.ndarray, shown: int = 4) -> str:
+    """A query's values for the report: all of a narrow row; of a wide one (an IMU window of
+    714 values) the first few and how many, so that each check stays one readable line."""
+    if len(x) <= shown + 1:
+        return ",".join(f"{v:g}" for v in x)
+    return ",".join(f"{v:g}" for v in x[:shown]) + f",... ({len(x)} values)"
+
+
 def _float_query_check(device: Device, model: DeployedModel, x: np.ndarray) -> Check:
     """The float path equals `q` on the host-quantized codes, and `clipped` is right."""
-    label = ",".join(f"{v:g}" for v in x)
+    label = _row_label(x)
     answer = device.predict([float(v) for v in x])
     codes = model.quantize(x.astype(np.float32))
     q_out = np.array(device.predict_codes([int(c) for c in codes]), dtype=np.int8)
