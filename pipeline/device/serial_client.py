@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Iterable, Sequence
 
+import numpy as np
 import serial
 from serial.tools import list_ports
 
@@ -164,11 +165,16 @@ class Bench:
 
 
 def _format_value(x: float) -> str:
-    """Shortest round-trip decimal: the device parses it back to the same float32 as numpy does."""
+    """The shortest decimal that reads back as x's nearest float32, which is what the device
+    reads any decimal as (correctly rounded): the same input, in at most 9 digits instead
+    of float64's 17, which matters when a query has hundreds of values. A value beyond
+    float32 goes as it is, for the device to refuse (ERR 3)."""
     x = float(x)
     if not math.isfinite(x):
         raise ValueError(f"{x} is not a finite number (the protocol accepts none)")
-    return repr(x)
+    with np.errstate(over="ignore"):
+        single = np.float32(x)
+    return str(single) if np.isfinite(single) else repr(x)
 
 
 def _format_code(c: int) -> str:
