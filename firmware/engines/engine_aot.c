@@ -173,9 +173,12 @@ static inline __attribute__((always_inline)) int32_t low_half(int32_t pair) {
   return (int16_t)(uint16_t)((uint32_t)pair & 0xFFFFu);
 }
 
-/* A group's two weight words, as the asm below reads them. */
+/* A group's two weight words, and four input codes, as the asm below reads them. */
 struct aot_words {
   int32_t word[2];
+};
+struct aot_input_words {
+  int8_t code[8];
 };
 
 /* A group's two weight words, the row pointer moved past them: one LDRD with write-back on the M4
@@ -205,47 +208,92 @@ static inline __attribute__((always_inline)) int32_t input_word(const int8_t *x,
 }
 
 /* Two rows' dot products with the inputs: each input word widened once, four SMLADs. */
+#if defined(__ARM_FEATURE_DSP)
+/* One group of four inputs for two rows, the input and both row pointers moved past it: 9
+ * instructions for 8 multiply-accumulates. In asm, so the compiler neither hoists the loads of an
+ * unrolled loop into more registers than the M4 has nor splits the LDRDs (its Cortex-M4 tuning
+ * does). The input word may be unaligned (LDR allows it on the M4); the weight tables are
+ * word-aligned. */
+#define AOT_GROUP2 \
+  "ldr %[q], [%[x]], #4\n\t"                                                          \
+  "sxtb16 %[even], %[q]\n\t"                                                         \
+  "sxtb16 %[odd], %[q], ror #8\n\t"                                                  \
+  "ldrd %[lo], %[hi], [%[w0]], #8\n\t"                                               \
+  "smlad %[s0], %[even], %[lo], %[s0]\n\t"                                           \
+  "smlad %[s0], %[odd], %[hi], %[s0]\n\t"                                            \
+  "ldrd %[lo], %[hi], [%[w1]], #8\n\t"                                               \
+  "smlad %[s1], %[even], %[lo], %[s1]\n\t"                                           \
+  "smlad %[s1], %[odd], %[hi], %[s1]\n\t"
+#define AOT_GROUP2_OPERANDS                                                                               \
+  : [s0] "+r"(s0), [s1] "+r"(s1), [x] "+r"(p), [w0] "+r"(w0), [w1] "+r"(w1), [q] "=&r"(q), [even] "=&r"(even), \
+    [odd] "=&r"(odd), [lo] "=&r"(lo), [hi] "=&r"(hi)                                                      \
+  : "m"(*(const struct aot_input_words *)p), "m"(*(const struct aot_words *)w0),                          \
+    "m"(*(const struct aot_words *)w1)
+#endif
+
+/* Two rows' dot products with the inputs: each input word widened once, four SMLADs. */
+#if defined(__ARM_FEATURE_DSP)
+/* One group of four inputs for two rows, the input and both row pointers moved past it: one block,
+ * so the compiler neither hoists the loads of an unrolled loop into more registers than the M4 has
+ * nor splits the LDRDs (its Cortex-M4 tuning does): 10 instructions for 8 multiply-accumulates. The
+ * input word may be unaligned (LDR allows it on the M4); the weight tables are word-aligned. */
+static inline __attribute__((always_inline)) void group2(const int8_t **x, const int32_t **w0, const int32_t **w1,
+                                                          int32_t *s0, int32_t *s1) {
+  int32_t q, even, odd, lo, hi;
+  __asm__("ldr %[q], [%[x]], #4\n\t"
+          "sxtb16 %[even], %[q]\n\t"
+          "sxtb16 %[odd], %[q], ror #8\n\t"
+          "ldrd %[lo], %[hi], [%[w0]], #8\n\t"
+          "smlad %[s0], %[even], %[lo], %[s0]\n\t"
+          "smlad %[s0], %[odd], %[hi], %[s0]\n\t"
+          "ldrd %[lo], %[hi], [%[w1]], #8\n\t"
+          "smlad %[s1], %[even], %[lo], %[s1]\n\t"
+          "smlad %[s1], %[odd], %[hi], %[s1]"
+          : [s0] "+r"(*s0), [s1] "+r"(*s1), [x] "+r"(*x), [w0] "+r"(*w0), [w1] "+r"(*w1), [q] "=&r"(q),
+            [even] "=&r"(even), [odd] "=&r"(odd), [lo] "=&r"(lo), [hi] "=&r"(hi)
+          : "m"(*(const struct aot_input_word *)*x), "m"(*(const struct aot_words *)*w0),
+            "m"(*(const struct aot_words *)*w1));
+}
+#endif
+
+/* Two rows' dot products with the inputs: each input word widened once, four SMLADs. */
 static inline __attribute__((always_inline)) void dot2(const int8_t *x, int n, const int32_t *w0,
                                                         const int32_t *w1, int32_t *a0, int32_t *a1) {
   int32_t s0 = *a0, s1 = *a1;
-  int i = 0;
-#pragma GCC unroll 4
-  for (; i + 4 <= n; i += 4) {
-    int32_t q = input_word(x + i, 4);
+  const int groups = n / 4;
+  int i = 4 * groups;
 #if defined(__ARM_FEATURE_DSP)
-    /* One block, so the compiler neither hoists the loads of an unrolled loop into more registers
-     * than the M4 has nor splits the LDRDs: 9 instructions for 8 multiply-accumulates. */
-    int32_t even, odd, lo, hi;
-    __asm__("sxtb16 %[even], %[q]\n\t"
-            "sxtb16 %[odd], %[q], ror #8\n\t"
-            "ldrd %[lo], %[hi], [%[w0]], #8\n\t"
-            "smlad %[s0], %[even], %[lo], %[s0]\n\t"
-            "smlad %[s0], %[odd], %[hi], %[s0]\n\t"
-            "ldrd %[lo], %[hi], [%[w1]], #8\n\t"
-            "smlad %[s1], %[even], %[lo], %[s1]\n\t"
-            "smlad %[s1], %[odd], %[hi], %[s1]"
-            : [s0] "+r"(s0), [s1] "+r"(s1), [w0] "+r"(w0), [w1] "+r"(w1), [even] "=&r"(even), [odd] "=&r"(odd),
-              [lo] "=&r"(lo), [hi] "=&r"(hi)
-            : [q] "r"(q), "m"(*(const struct aot_words *)w0), "m"(*(const struct aot_words *)w1));
+  const int8_t *p = x;
+  int32_t q, even, odd, lo, hi;
+  if (groups <= 8) { /* a short row: unrolled whole, no loop left */
+#pragma GCC unroll 8
+    for (int g = 0; g < groups; ++g) __asm__(AOT_GROUP2 AOT_GROUP2_OPERANDS);
+  } else { /* two groups a turn, in one block: 18 instructions and the loop's few */
+    const int8_t *const pairs_end = x + 8 * (groups / 2);
+    while (p != pairs_end) __asm__(AOT_GROUP2 AOT_GROUP2 AOT_GROUP2_OPERANDS);
+    if (groups % 2) __asm__(AOT_GROUP2 AOT_GROUP2_OPERANDS);
+  }
 #else
+  for (int g = 0; g < groups; ++g) {
+    int32_t q = input_word(x + 4 * g, 4);
     int32_t even = __sxtb16(q), odd = sxtb16_ror8(q);
     uint64_t p0 = weight_words(&w0), p1 = weight_words(&w1);
     s0 = __smlad(even, (int32_t)(uint32_t)p0, s0);
     s1 = __smlad(even, (int32_t)(uint32_t)p1, s1);
     s0 = __smlad(odd, (int32_t)(uint32_t)(p0 >> 32), s0);
     s1 = __smlad(odd, (int32_t)(uint32_t)(p1 >> 32), s1);
-#endif
   }
+#endif
   if (n - i == 1) { /* one input left: a multiply-accumulate each */
     s0 = (int32_t)((uint32_t)s0 + (uint32_t)(x[i] * low_half(w0[0])));
     s1 = (int32_t)((uint32_t)s1 + (uint32_t)(x[i] * low_half(w1[0])));
   } else if (i < n) { /* the last two or three inputs */
-    int32_t q = input_word(x + i, n - i);
-    int32_t even = __sxtb16(q), odd = sxtb16_ror8(q);
-    s0 = __smlad(even, w0[0], s0);
-    s1 = __smlad(even, w1[0], s1);
-    s0 = __smlad(odd, w0[1], s0);
-    s1 = __smlad(odd, w1[1], s1);
+    int32_t last = input_word(x + i, n - i);
+    int32_t last_even = __sxtb16(last), last_odd = sxtb16_ror8(last);
+    s0 = __smlad(last_even, w0[0], s0);
+    s1 = __smlad(last_even, w1[0], s1);
+    s0 = __smlad(last_odd, w0[1], s0);
+    s1 = __smlad(last_odd, w1[1], s1);
   }
   *a0 = s0;
   *a1 = s1;
