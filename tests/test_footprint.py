@@ -108,6 +108,9 @@ def test_aot_figures(measured: dict) -> None:
     assert aot["instructions_per_bench_iteration"] == aot["instructions_per_inference"] + aot["instructions_loop_overhead"]
     # The whole-image cross-check agrees within the empty engine's own few bytes.
     assert 0 <= aot["flash_bytes"] - aot["image_delta"]["flash_bytes"] < 100
+    # Multiply-accumulates: one per weight of the emitted model's FULLY_CONNECTED ops.
+    assert aot["macs"] == footprint.macs(qemu.DEFAULT_MODEL_DIR) > 0
+    assert aot["instructions_per_mac"] == round(aot["instructions_per_inference"] / aot["macs"], 2)
 
 
 @requires_qemu
@@ -180,3 +183,27 @@ def test_concurrent_builds_measure_their_own_model(tmp_path: Path) -> None:
         running = {model: start(model) for model in folders}
         together = {model: result(process) for model, process in running.items()}
         assert together == alone
+
+
+def test_macs_count_every_fully_connected_weight(tmp_path: Path) -> None:
+    import trained
+    (tmp_path / "model.tflite").write_bytes(trained.random_tflite(3, (16, 8), 2, "relu", False))
+    assert footprint.macs(tmp_path) == 3 * 16 + 16 * 8 + 8 * 2
+
+
+def test_build_lines_give_instructions_per_mac_and_the_tflm_ratio() -> None:
+    """The build's footprint lines: the AOT engine's instructions per MAC, and where TFLM was measured
+    on the same image and model, how many times fewer instructions the AOT engine executes."""
+    from pipeline.emit import report
+    aot = {"flash_bytes": 1397, "ram_bytes": 4, "stack_bytes": 84, "instructions_per_inference": 762, "macs": 288,
+           "instructions_per_mac": 2.65, "arena_bytes": 0}
+    tflm = {"flash_bytes": 40619, "ram_bytes": 900, "stack_bytes": 764, "instructions_per_inference": 3877,
+            "macs": 288, "instructions_per_mac": 13.46, "arena_bytes": 820}
+    assert report.footprint_lines({"aot": aot}) == [
+        "footprint aot: flash 1397 B, RAM 4 B (data + bss), stack 84 B, 762 instructions per inference "
+        "(2.65 per MAC)"]
+    assert report.footprint_lines({"aot": aot, "tflm": tflm}) == [
+        "footprint aot: flash 1397 B, RAM 4 B (data + bss), stack 84 B, 762 instructions per inference "
+        "(2.65 per MAC, 5.1x fewer than TFLM's 3877)",
+        "footprint tflm: flash 40619 B, RAM 900 B (data + bss), stack 764 B, 3877 instructions per inference, "
+        "arena 820 B"]

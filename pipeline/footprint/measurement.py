@@ -7,8 +7,9 @@ BLE's CPU flags and compiler, arm-none-eabi-gcc -Os with --gc-sections).
 prints a table (--json: the figures as JSON instead); from Python, measure(model_dir)
 returns a dict keyed by engine:
 
-    {"aot": {"flash_bytes": 209, "ram_bytes": 4, "stack_bytes": 8,
-             "instructions_per_inference": 34, "instructions_per_bench_iteration": 46, ...}}
+    {"aot": {"flash_bytes": 149, "ram_bytes": 4, "stack_bytes": 16,
+             "instructions_per_inference": 19, "instructions_per_bench_iteration": 31,
+             "macs": 1, "instructions_per_mac": 19.0, ...}}
 
 How each figure is obtained, and why that way:
 
@@ -34,6 +35,10 @@ stack_bytes -- high-water mark of engine_invoke, measured by painting: the measu
   over every int8 input code is kept (stack_init_bytes: the same for engine_init). This
   is what the call really used on the Cortex-M4, including anything the compiler inlined
   or spilled, which static per-function figures (-fstack-usage) would have to add up.
+
+macs, instructions_per_mac -- the model's multiply-accumulates per inference (one per weight of
+  each FULLY_CONNECTED op, read from model.tflite) and instructions_per_inference over them:
+  what a dot product costs once the fixed costs are spread (None for a model without one).
 
 instructions_per_inference -- deterministic, from the protocol's own `bench N` command on
   the device image run with `qemu -icount shift=0`. In that mode QEMU's virtual clock
@@ -68,6 +73,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from pipeline.device import deployed
 from pipeline.device.serial_client import Device, DeviceError
@@ -280,6 +287,18 @@ def _model(model_dir: Path) -> deployed.DeployedModel:
         raise FootprintError(str(error)) from error
 
 
+def macs(model_dir: Path) -> int:
+    """Multiply-accumulates per inference: the weights of every FULLY_CONNECTED op of the
+    model's flatbuffer (model.tflite in model_dir), one MAC each."""
+    from pipeline.int8 import tflite_model
+    try:
+        model = tflite_model.read((Path(model_dir) / "model.tflite").read_bytes())
+    except (OSError, ValueError) as error:
+        raise FootprintError(f"{model_dir}: cannot read model.tflite: {error}") from error
+    return sum(int(np.prod(model.tensors[op.inputs[1]].shape)) for op in model.operators
+               if op.op == "FULLY_CONNECTED")
+
+
 def bench_instructions(elf: Path, model_id: str | None = None) -> dict[str, Any]:
     """Runs elf under qemu -icount shift=0 and times `bench N1` and `bench N2`: returns
     the instructions per bench iteration (see the module docstring), the timings and the
@@ -369,6 +388,8 @@ def measure_engine(engine: str, model_dir: Path | None = None, tflm_root: Path |
     _stop_if_interrupted()
     stack = stack_use(measure_elf)
     whole, empty = device_map.image(), null_map.image()
+    per_inference = _number(round(bench["per_iteration"] - baseline["per_iteration"], 2))
+    model_macs = macs(model_dir)
     return {
         "model": model.description.name,
         "model_id": model.id,
@@ -376,7 +397,9 @@ def measure_engine(engine: str, model_dir: Path | None = None, tflm_root: Path |
         "ram_bytes": ram,
         "stack_bytes": stack["stack_bytes"],
         "stack_init_bytes": stack["stack_init_bytes"],
-        "instructions_per_inference": _number(round(bench["per_iteration"] - baseline["per_iteration"], 2)),
+        "instructions_per_inference": per_inference,
+        "macs": model_macs,
+        "instructions_per_mac": round(per_inference / model_macs, 2) if model_macs else None,
         "instructions_per_bench_iteration": _number(bench["per_iteration"]),
         "instructions_loop_overhead": _number(baseline["per_iteration"]),
         "arena_bytes": bench["arena_bytes"],
@@ -404,7 +427,8 @@ def measure(model_dir: Path | None = None, tflm_root: Path | str | None = None,
     return results
 
 
-REPORTED = ("flash_bytes", "ram_bytes", "stack_bytes", "instructions_per_inference", "arena_bytes", "sections")
+REPORTED = ("flash_bytes", "ram_bytes", "stack_bytes", "instructions_per_inference", "macs", "instructions_per_mac",
+            "arena_bytes", "sections")
 STAGE_DIR = qemu.BUILD_DIR.parent / "footprint"
 
 
@@ -480,13 +504,15 @@ def _verdict(met: bool | None) -> str:
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
-    header = ("model", "engine", "flash B", "RAM B", "stack B", "instr/inference", "instr/iteration",
+    header = ("model", "engine", "flash B", "RAM B", "stack B", "instr/inference", "instr/iteration", "instr/MAC",
               "image flash B", "image delta B")
     lines = [header]
     for row in rows:
         lines.append((row["model"], row["engine"], str(row["flash_bytes"]), str(row["ram_bytes"]),
                       str(row["stack_bytes"]), str(row["instructions_per_inference"]),
-                      str(row["instructions_per_bench_iteration"]), str(row["image"]["flash_bytes"]),
+                      str(row["instructions_per_bench_iteration"]),
+                      "-" if row.get("instructions_per_mac") is None else f"{row['instructions_per_mac']:.2f}",
+                      str(row["image"]["flash_bytes"]),
                       str(row["image_delta"]["flash_bytes"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in
