@@ -333,10 +333,18 @@ def footprint_lines(footprint: dict[str, Any] | None) -> list[str]:
         return []
     if "skipped" in footprint:
         return [f"footprint: not measured ({footprint['skipped']})"]
-    return [f"footprint {engine}: flash {f['flash_bytes']} B, RAM {f['ram_bytes']} B (data + bss), stack "
-            f"{f['stack_bytes']} B, {f['instructions_per_inference']} instructions per inference"
-            + (f", arena {f['arena_bytes']} B" if f.get("arena_bytes") else "")
-            for engine, f in footprint.items()]
+    def line(engine: str, f: dict[str, Any]) -> str:
+        text = (f"footprint {engine}: flash {f['flash_bytes']} B, RAM {f['ram_bytes']} B (data + bss), stack "
+                f"{f['stack_bytes']} B, {f['instructions_per_inference']} instructions per inference")
+        if engine == "aot" and f.get("instructions_per_mac") is not None:
+            text += f" ({f['instructions_per_mac']:.2f} per MAC"
+            tflm = footprint.get("tflm", {}).get("instructions_per_inference")
+            if tflm and f["instructions_per_inference"]:
+                text += f", {tflm / f['instructions_per_inference']:.1f}x fewer than TFLM's {tflm}"
+            text += ")"
+        return text + (f", arena {f['arena_bytes']} B" if f.get("arena_bytes") else "")
+
+    return [line(engine, f) for engine, f in footprint.items()]
 
 
 def _json(value: Any, level: int = 0) -> str:
