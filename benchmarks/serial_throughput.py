@@ -5,6 +5,14 @@ answer, so the same client code runs both links: the ratio isolates what the fir
 core and its event loop cost on top of the pseudo-terminal.
 
     python benchmarks/serial_throughput.py [--queries N] [--window W] [--repeat R] [--port PORT]
+
+With --wide, queries per second of a 714-input model (an IMU window, 119 samples x 6
+axes: each query several kB, parsed by the firmware as it arrives) next to the 1-input
+seed model in firmware/model, on the same emulation target, in the same run, and their
+ratio. The wide model is built into a temporary folder from a seeded CSV (TensorFlow
+needed) unless --wide-model names a build folder.
+
+    python benchmarks/serial_throughput.py --wide [--target native|qemu] [--wide-model DIR]
 """
 from __future__ import annotations
 
@@ -22,7 +30,7 @@ from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.device.serial_client import Device  # noqa: E402
+from pipeline.device.serial_client import Device, _format_values  # noqa: E402
 
 ECHO_C = r"""
 #define _DEFAULT_SOURCE 1
@@ -175,6 +183,96 @@ def device_port(port: str | None) -> Iterator[tuple[str, str]]:
         yield emulated, "native emulation"
 
 
+def imu_csv(path: Path, per_class: int = 60, seed: int = 7) -> Path:
+    """Five classes of noisy six-axis windows (119 samples, row-major), a label per row."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 1.0, 119)
+    rows = []
+    for k, label in enumerate(("idle", "wave", "punch", "flex", "circle")):
+        for _ in range(per_class):
+            phase = rng.uniform(0.0, 2 * np.pi)
+            window = np.stack([(0.5 + 0.3 * k) * np.sin(2 * np.pi * (1 + k) * t + phase + axis) * (1 if axis % 2 else 0.5)
+                               for axis in range(6)], axis=1) + rng.normal(0.0, 0.3, size=(119, 6))
+            rows.append(",".join(f"{v:.3f}" for v in window.ravel()) + "," + label)
+    path.write_text("\n".join(rows[i] for i in rng.permutation(len(rows))) + "\n", encoding="ascii")
+    return path
+
+
+@contextlib.contextmanager
+def wide_model(given: str | None) -> Iterator[Path]:
+    """The given build folder, or a 714-input classifier built now into a temporary one."""
+    if given:
+        yield Path(given)
+        return
+    from pipeline import build
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch, "model")
+        status = build.main(["-q", "--no-footprint", "--data", str(imu_csv(Path(scratch, "imu.csv"))),
+                             "--hidden", "50,15", "--activation", "relu", "--optimizer", "adam", "--lr", "0.001",
+                             "--epochs", "50", "--out", str(out), "--report-dir", str(Path(scratch, "report"))])
+        if status != 0:
+            raise SystemExit(f"building the 714-input model failed (status {status})")
+        yield out
+
+
+def model_rates(device: Device, model_dir: Path, queries: int, window: int, repeat: int) -> dict[str, float]:
+    """Queries per second for one model: values and `q` one at a time, `q` pipelined; the
+    rows are seeded random codes (and their values), so every field is a real input."""
+    import numpy as np
+    from pipeline.device import deployed
+    model = deployed.load(model_dir)
+    rng = np.random.default_rng(3)
+    codes = rng.integers(-128, 128, size=(queries, model.inputs)).astype(np.int8)
+    xs = model.input_values(codes)
+    rows = codes.tolist()
+    runs = {
+        "predict, one at a time": lambda: [device.predict(x.tolist()) for x in xs],
+        "q, one at a time": lambda: [device.predict_codes(r) for r in rows],
+        f"q, pipelined (window {window})": lambda: device.predict_codes_many(rows, window),
+    }
+    device.predict_codes_many(rows[:window], window)  # warm up
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        for mode, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[mode] = max(best.get(mode, 0.0), queries / (time.perf_counter() - start))
+    best["q line bytes"] = float(np.mean([len(Device._q_line(r)) + 1 for r in rows]))
+    best["value line bytes"] = float(np.mean([len(" ".join(_format_values(x))) + 1 for x in xs]))
+    return best
+
+
+def wide_main(args: argparse.Namespace) -> int:
+    """--wide: the 714-input model next to the seed model on one target, in one run."""
+    from pipeline.emulation.emulate import emulated_device
+    from pipeline.paths import MODEL_DIR
+    seed_queries = args.queries if args.queries_given else (200 if args.target == "qemu" else 2000)
+    wide_queries = max(10, seed_queries // (20 if args.target == "qemu" else 10))
+    rates = {}
+    with wide_model(args.wide_model) as wide_dir:
+        for name, model_dir, queries in (("1 input (seed)", MODEL_DIR, seed_queries),
+                                         ("714 inputs", wide_dir, wide_queries)):
+            with emulated_device(args.target, model_dir=model_dir, timeout=120.0) as port, \
+                    Device(port, timeout=30.0) as device:
+                inputs = device.identify().inputs
+                rates[name] = model_rates(device, model_dir, queries, args.window, args.repeat)
+                rates[name]["inputs"] = inputs
+                rates[name]["queries"] = queries
+    seed, wide = rates["1 input (seed)"], rates["714 inputs"]
+    print(f"{args.target}: queries per second, best of {args.repeat}; {int(seed['queries'])} queries per run "
+          f"for {int(seed['inputs'])} input, {int(wide['queries'])} for {int(wide['inputs'])}; "
+          f"a q line is {seed['q line bytes']:.0f} vs {wide['q line bytes']:.0f} bytes, a value line "
+          f"{seed['value line bytes']:.0f} vs {wide['value line bytes']:.0f}")
+    wide_name = f"{int(wide['inputs'])} inputs"
+    print(f"{'':30}{'1 input':>14}{wide_name:>14}{'ratio':>8}{'kB/s in':>10}")
+    for mode in (m for m in seed if m not in ("q line bytes", "value line bytes", "inputs", "queries")):
+        kbs = wide[mode] * wide["q line bytes" if mode.startswith("q") else "value line bytes"] / 1000
+        print(f"{mode:30}{seed[mode]:10,.1f} q/s{wide[mode]:10,.1f} q/s{wide[mode] / seed[mode]:8.4f}"
+              f"{kbs:10,.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Measure protocol-v1 queries per second through the emulated serial link "
@@ -184,9 +282,18 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=32, help="requests in flight when pipelined (default 32)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure; the best counts (default 5)")
     parser.add_argument("--port", help="benchmark this serial port instead of the native emulation")
+    parser.add_argument("--wide", action="store_true",
+                        help="a 714-input model next to the 1-input seed model, same target, one run")
+    parser.add_argument("--target", choices=("native", "qemu"), default="native",
+                        help="with --wide: the emulation to run both models on (default native)")
+    parser.add_argument("--wide-model", metavar="DIR",
+                        help="with --wide: a build folder of the wide model (default: build one now)")
     args = parser.parse_args()
+    args.queries_given = any(a == "--queries" or a.startswith("--queries=") for a in sys.argv[1:])
     if args.queries < 1 or args.window < 1 or args.repeat < 1:
         parser.error("--queries, --window and --repeat must be at least 1")
+    if args.wide:
+        return wide_main(args)
 
     with echo_port() as (echo, echo_name), device_port(args.port) as (port, device_name):
         rates = measure({device_name: port, echo_name: echo}, args.queries, args.window, args.repeat)

@@ -169,12 +169,19 @@ def _format_value(x: float) -> str:
     reads any decimal as (correctly rounded): the same input, in at most 9 digits instead
     of float64's 17, which matters when a query has hundreds of values. A value beyond
     float32 goes as it is, for the device to refuse (ERR 3)."""
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError(f"{x} is not a finite number (the protocol accepts none)")
+    return _format_values([x])[0]
+
+
+def _format_values(xs: Sequence[float]) -> list[str]:
+    """_format_value of each, converted as one array: a 714-value query costs no more
+    client time than float64's repr would."""
+    values = np.array([float(x) for x in xs], dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(f"{values[bad][0]} is not a finite number (the protocol accepts none)")
     with np.errstate(over="ignore"):
-        single = np.float32(x)
-    return str(single) if np.isfinite(single) else repr(x)
+        singles = values.astype(np.float32)
+    return [str(single) if np.isfinite(single) else repr(float(x)) for single, x in zip(singles, values)]
 
 
 def _format_code(c: int) -> str:
@@ -338,7 +345,7 @@ class Device:
 
     def predict(self, values: Sequence[float]) -> Prediction:
         """Float inputs in, float outputs out, as a person at a terminal would ask."""
-        answer = self.request(" ".join(_format_value(v) for v in values))
+        answer = self.request(" ".join(_format_values(values)))
         tokens = answer.split()
         clipped = bool(tokens) and tokens[-1] == "clipped"
         if clipped:
