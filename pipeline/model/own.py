@@ -2,8 +2,6 @@
 and the float model the int8 one is judged against."""
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import warnings
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ import keras
 from pipeline.capture import fd_output
 from pipeline.errors import BadInput
 from pipeline.int8 import tflite_model
+from pipeline.model import quantize
 from pipeline.int8.tflite_model import TfliteModel
 
 FULL_INT8_HOW = ("make a full-int8 model: TFLiteConverter with optimizations [tf.lite.Optimize.DEFAULT], a "
@@ -126,21 +125,8 @@ def convert(own: KerasModel, samples: np.ndarray, per_channel: bool = False) -> 
     fixed = keras.Input(batch_shape=(1, *own.input_shape))
     single = keras.Model(fixed, own.model(fixed))
 
-    def representative():
-        for row in np.asarray(samples, dtype=np.float32):
-            yield [row.reshape(1, *own.input_shape)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(single)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), fd_output(2):
-            warnings.simplefilter("ignore")
-            return bytes(converter.convert())
+        return quantize.full_int8(single, samples, own.input_shape, per_channel)
     except Exception as exc:  # ConverterError, or a calibration failure inside the converter
         raise OwnModelError(f"{own.source}: the int8 converter cannot take {_refused(own, str(exc))}") from None
 

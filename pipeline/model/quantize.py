@@ -34,11 +34,15 @@ def calibration_inputs(lo: float, hi: float, inputs: int, samples: int = CALIBRA
 def convert(model: keras.Model, input_range: tuple[float, float], per_channel: bool = False) -> bytes:
     """int8 weights, activations, input and output; Dense per-tensor unless asked (the Nano's TFLM needs it)."""
     lo, hi = input_range
-    samples = calibration_inputs(lo, hi, int(model.inputs[0].shape[-1]))
+    return full_int8(model, calibration_inputs(lo, hi, int(model.inputs[0].shape[-1])), (-1,), per_channel)
 
+
+def full_int8(model: keras.Model, samples: np.ndarray, row_shape: tuple[int, ...], per_channel: bool) -> bytes:
+    """TFLite's converter set for int8 weights, activations, input and output, calibrated on samples
+    (one row of row_shape each), quietly: its log lines are not the build's."""
     def representative():
-        for row in samples:
-            yield [row.reshape(1, -1)]
+        for row in np.asarray(samples, dtype=np.float32):
+            yield [row.reshape(1, *row_shape)]
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
