@@ -49,10 +49,10 @@ instructions_per_inference -- deterministic, from the protocol's own `bench N` c
   own cost (counter, call, return-value check; instructions_loop_overhead) is measured the
   same way on tinyml_qemu_null and subtracted: what remains is what a call to the engine
   costs beyond a call to an engine that does nothing. instructions_per_bench_iteration
-  keeps the loop in. Checked: the empty loop measures 12, exactly the instructions on its
+  keeps the loop in. Checked: the empty loop measures 11, exactly the instructions on its
   path in the disassembly (a conditional instruction or IT counts one, executed or not).
-  Bench feeds x = 0; the AOT path differs by a couple of instructions between inputs
-  (rounding branches).
+  Bench feeds x = 0; the AOT engine's FULLY_CONNECTED has no branch on the input (its
+  LOGISTIC, TANH and SOFTMAX steps do).
 
 The TFLM engine is measured the same way when a TFLM library tree is given (tflm_root or
 $TFLM_ROOT; see firmware/tflm.cmake; its images build in build/qemu-tflm, about half an
