@@ -114,7 +114,8 @@ static int32_t rounding_shift_right(int32_t x, int exponent) {
  * - RoundingDivideByPOT(x, r) is floor((x + 2^(r-1) - [x < 0]) / 2^r), and floor(floor(z) / 2^r)
  *   is floor(z / 2^r), so the two make floor((p + 2^30 + 2^(30+r) - [x < 0] * 2^31) / 2^(31+r))
  *   with p = acc * multiplier;
- * - [x < 0] can be [acc < 0]: they differ only for -2^30 <= p < 0, where both give 0 when r >= 1.
+ * - [x < 0] can be [acc < 0]: they differ only where -2^30 <= p <= 0, and there both give 0 when
+ *   r >= 1.
  * A left shift (a multiplier of 1 or more) is TFLM's int32 multiply acc * (1 << left), which
  * wraps around like the unsigned shift here. */
 static inline __attribute__((always_inline)) int32_t requantize_offset(int32_t acc, int32_t multiplier, int shift,
@@ -173,7 +174,7 @@ static inline __attribute__((always_inline)) int32_t low_half(int32_t pair) {
   return (int16_t)(uint16_t)((uint32_t)pair & 0xFFFFu);
 }
 
-/* A group's two weight words, and four input codes, as the asm below reads them. */
+/* What the asm below reads: a group's two weight words, two groups' input codes. */
 struct aot_words {
   int32_t word[2];
 };
@@ -181,16 +182,11 @@ struct aot_input_words {
   int8_t code[8];
 };
 
-/* A group's two weight words, the row pointer moved past them: one LDRD with write-back on the M4
- * (the tables are word-aligned), which GCC's Cortex-M4 tuning would otherwise split in two LDRs. */
+/* A group's two weight words, the row pointer moved past them (the host build of this path). */
 static inline __attribute__((always_inline)) uint64_t weight_words(const int32_t **w) {
   uint64_t pair;
-#if defined(__ARM_FEATURE_DSP)
-  __asm__("ldrd %Q0, %R0, [%1], #8" : "=r"(pair), "+r"(*w) : "m"(*(const struct aot_words *)*w));
-#else
   memcpy(&pair, *w, sizeof pair);
   *w += 2;
-#endif
   return pair;
 }
 
@@ -207,7 +203,6 @@ static inline __attribute__((always_inline)) int32_t input_word(const int8_t *x,
   return (int32_t)q;
 }
 
-/* Two rows' dot products with the inputs: each input word widened once, four SMLADs. */
 #if defined(__ARM_FEATURE_DSP)
 /* One group of four inputs for two rows, the input and both row pointers moved past it: 9
  * instructions for 8 multiply-accumulates. In asm, so the compiler neither hoists the loads of an
@@ -231,7 +226,6 @@ static inline __attribute__((always_inline)) int32_t input_word(const int8_t *x,
     "m"(*(const struct aot_words *)w1)
 #endif
 
-/* Two rows' dot products with the inputs: each input word widened once, four SMLADs. */
 #if defined(__ARM_FEATURE_DSP)
 /* One group of four inputs for two rows, the input and both row pointers moved past it: one block,
  * so the compiler neither hoists the loads of an unrolled loop into more registers than the M4 has
