@@ -195,13 +195,15 @@ def test_same_answers_as_native(dev: Device, native_port: str) -> None:
 # ---- the serial port under load and reconnection --------------------------------------------------
 
 
-def test_long_burst_loses_no_byte(dev: Device) -> None:
-    """A 20 kB line arrives in one write: one ERR 2, then the device is in step again. Every
-    byte is received (the UART holds one; QEMU waits until it is read), so the line
-    counts and the next requests are answered exactly once."""
+def test_long_burst_loses_no_byte(dev: Device, model: deployed.DeployedModel) -> None:
+    """A 20 kB line arrives in one write: a query of 10,000 fields, parsed as they arrive and
+    counted to the last, so its one answer shows that every byte was received (the UART
+    holds one; QEMU waits until it is read); a 20 kB command is one ERR 2; then the next
+    requests are answered exactly once."""
     dev.serial.write_timeout = 60
-    dev.write(b"7" * 20000 + b"\n" + b"help\n" * 50)
-    assert dev.read_lines(51, timeout=60) == ["ERR 2 line too long (max 128 bytes)"] + [HELP] * 50
+    dev.write(b"7 " * 10000 + b"\n" + b"x" * 20000 + b"\n" + b"help\n" * 50)
+    assert dev.read_lines(52, timeout=60) == [f"ERR 4 expected {model.inputs} values, got 10000",
+                                              "ERR 2 line too long (max 128 bytes)"] + [HELP] * 50
     assert dev.silent()
 
 
