@@ -154,6 +154,15 @@ def test_a_keras_model_keeps_its_input_shape_row_major(built, made):
     assert meta.inputs == 714 and meta.outputs == 5 and meta.description.labels == IMU_LABELS
     parsed = tflite_model.read(meta.tflite)
     assert parsed.input.shape == (1, 119, 6) and parsed.ops[0] == "RESHAPE"
+    windows = np.loadtxt(made["imu_csv"], delimiter=",", usecols=range(714), max_rows=40, dtype=np.float32)
+    expected = np.asarray(keras.saving.load_model(made["imu"])(windows.reshape(-1, 119, 6)))
+    flat = meta.dequantize(oracle.tflm_outputs(meta.tflite, meta.quantize(windows)))
+    crossed = meta.dequantize(oracle.tflm_outputs(
+        meta.tflite, meta.quantize(windows.reshape(-1, 119, 6).transpose(0, 2, 1).reshape(-1, 714))))
+    steps = np.abs(flat - expected).max() / meta.output_scale
+    assert steps <= meta.description.tolerance_lsb
+    assert np.abs(crossed - expected).max() / meta.output_scale > steps  # the other order answers otherwise
+    assert np.mean(np.argmax(flat, axis=1) == np.argmax(expected, axis=1)) >= 0.9
 
 
 TARGETS = {"native": "native", "qemu": "qemu"}
