@@ -85,6 +85,9 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (folder / "regression_int8.tflite").write_bytes(_int8_tflite(model, x))
     (folder / "regression_float.tflite").write_bytes(bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert()))
     imu, imu_csv = _imu(folder)
+    line = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    line.layers[-1].set_weights([np.array([[2.0]], np.float32), np.array([-1.0], np.float32)])
+    line.save(folder / "line.keras")
     return {"folder": folder, "keras": keras_file, "inputs": inputs, "int8": folder / "regression_int8.tflite",
             "float": folder / "regression_float.tflite", "imu": imu, "imu_csv": imu_csv}
 
@@ -197,6 +200,20 @@ def test_the_device_equals_tflm_on_random_codes(device, built):
     codes = np.random.default_rng(11).integers(-128, 128, size=(24, model.inputs)).astype(np.int8)
     got = np.array(dev.predict_codes_many(codes.tolist()), dtype=np.int8).reshape(len(codes), -1)
     assert np.array_equal(got, oracle.tflm_outputs(model.tflite, codes))
+
+
+def test_every_readme_example_of_a_given_model_builds(made):
+    """README's --keras and --tflite lines, on the files of the same role made here."""
+    from test_build import readme_build_commands
+    files = {"gesture.keras": made["imu"], "windows.csv": made["imu_csv"], "line.keras": made["folder"] / "line.keras",
+             "model_int8.tflite": made["int8"], "model.keras": made["keras"], "inputs.csv": made["inputs"]}
+    examples = readme_build_commands(given_models=True)
+    assert len(examples) >= 4
+    for k, args in enumerate(examples):
+        out = made["folder"] / f"readme-{k}"
+        args = [str(files.get(a, a)) for a in args]
+        assert build.main(["-q", "--no-footprint", *args, "--out", str(out / "model"),
+                           "--report-dir", str(out / "report")]) == 0, args
 
 
 # ---- refusals ---------------------------------------------------------------------------------------------
