@@ -2,7 +2,6 @@
 the host's C compiler and the firmware's warnings as errors, against TFLM bit for bit."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,29 +13,7 @@ from pipeline.int8 import oracle
 from pipeline.int8 import reference
 from pipeline.int8 import tflite_model
 import trained
-
-CC = shutil.which("cc") or shutil.which("gcc")
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
-WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes",
-            "-Wcast-qual", "-Wformat=2", "-Werror"]
-"""firmware/CMakeLists.txt's TINYML_WARNINGS, as errors."""
-
-HARNESS = r"""
-#include <stdio.h>
-#include "engine.h"
-#include "model_info.h"
-int main(void) {
-  int8_t in[MODEL_INPUT_COUNT], out[MODEL_OUTPUT_COUNT];
-  int v;
-  if (engine_init() != 0) return 1;
-  for (;;) {
-    for (int i = 0; i < MODEL_INPUT_COUNT; ++i) { if (scanf("%d", &v) != 1) return 0; in[i] = (int8_t)v; }
-    if (engine_invoke(in, out) != 0) return 1;
-    for (int o = 0; o < MODEL_OUTPUT_COUNT; ++o) printf("%d%c", out[o], o + 1 < MODEL_OUTPUT_COUNT ? ' ' : '\n');
-  }
-}
-"""
-
+from aot_harness import CC, FIRMWARE, HARNESS, WARNINGS
 
 def run_aot(model: bytes, codes: np.ndarray, folder: Path) -> np.ndarray:
     parsed = tflite_model.read(model)

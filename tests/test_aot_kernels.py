@@ -11,7 +11,6 @@ each), and for real on the Cortex-M4 under QEMU; the host builds use AddressSani
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,12 +20,7 @@ import pytest
 from pipeline.emit import aot
 from pipeline.int8 import reference
 from pipeline.int8.reference import FullyConnected
-
-CC = shutil.which("cc") or shutil.which("gcc")
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
-WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes",
-            "-Wcast-qual", "-Wformat=2", "-Werror"]
-"""firmware/CMakeLists.txt's TINYML_WARNINGS, as errors."""
+from aot_harness import CC, FIRMWARE, HARNESS, WARNINGS
 
 ACLE_ON_HOST = r"""
 /* ACLE's SMLAD and SXTB16, as the Arm architecture defines them, for a host build of the M4 path. */
@@ -43,21 +37,6 @@ static inline int32_t __smlad(int32_t x, int32_t y, int32_t acc) {
 }
 """
 
-HARNESS = r"""
-#include <stdio.h>
-#include "engine.h"
-#include "model_info.h"
-int main(void) {
-  static int8_t in[MODEL_INPUT_COUNT], out[MODEL_OUTPUT_COUNT];
-  int v;
-  if (engine_init() != 0) return 1;
-  for (;;) {
-    for (int i = 0; i < MODEL_INPUT_COUNT; ++i) { if (scanf("%d", &v) != 1) return 0; in[i] = (int8_t)v; }
-    if (engine_invoke(in, out) != 0) return 1;
-    for (int o = 0; o < MODEL_OUTPUT_COUNT; ++o) printf("%d%c", out[o], o + 1 < MODEL_OUTPUT_COUNT ? ' ' : '\n');
-  }
-}
-"""
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
