@@ -26,14 +26,12 @@ class OwnUsageError(BadInput, ValueError):
 
 def _rows(path: Path, width: int) -> data_stage.Dataset:
     """--data for a given model: each row its `width` inputs, then optionally one target or label (unused)."""
-    rows = data_stage.load_csv(path, 1, None)
-    if rows.inputs == width:
-        return rows
-    if rows.inputs + 1 == width and not rows.classify:
-        x = np.hstack([rows.x, rows.y])
-        return data_stage.Dataset(x, np.zeros((len(x), 0), np.float32), rows.source, rows.names, (float(x.min()), float(x.max())),
-                                  rows.lines)
-    raise OwnUsageError(f"--data {path}: {rows.inputs + 1} column(s) a row; the model takes {width} input(s): give "
+    columns = data_stage.column_count(path)
+    if columns == width:
+        return data_stage.load_csv(path, 0, "regress")
+    if columns == width + 1:
+        return data_stage.load_csv(path, 1, None)
+    raise OwnUsageError(f"--data {path}: {columns} column(s) a row; the model takes {width} input(s): give "
                         f"{width} columns (its inputs), or {width + 1} (its inputs, then a target or label, not used)")
 
 

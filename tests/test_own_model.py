@@ -216,6 +216,19 @@ def test_every_readme_example_of_a_given_model_builds(made):
                            "--report-dir", str(out / "report")]) == 0, args
 
 
+def test_a_one_input_model_takes_a_csv_of_one_column_or_of_inputs_and_targets(made):
+    xs = np.linspace(-1, 4, 6)
+    only = made["folder"] / "xs.csv"
+    only.write_text("x\n" + "".join(f"{x:g}\n" for x in xs))
+    pairs = made["folder"] / "xy.csv"
+    pairs.write_text("".join(f"{x:g},{2 * x - 1:g}\n" for x in xs))
+    for data in (only, pairs):
+        out = made["folder"] / data.stem
+        assert build.main(["-q", "--no-footprint", "--keras", str(made["folder"] / "line.keras"), "--data", str(data),
+                           "--out", str(out / "model"), "--report-dir", str(out / "report")]) == 0
+        assert deployed.load(out / "model").input_range == (-1.0, 4.0)
+
+
 # ---- refusals ---------------------------------------------------------------------------------------------
 
 

@@ -210,9 +210,20 @@ def _cells(line: str, where: str, line_no: int) -> list[str]:
         raise DataError(f"{where}:{line_no}: {problem}") from None
 
 
+def column_count(path: Path) -> int:
+    """Columns of the CSV's first row that is not blank or a comment (its names, or its first data)."""
+    where = str(path)
+    with _open(path, where) as stream:
+        for line_no, raw in enumerate(stream, start=1):
+            line = _decode(raw, where, line_no)
+            if not _skipped(line):
+                return len(_cells(line, where, line_no))
+    raise DataError(f"{where}: empty file: no rows")
+
+
 def load_csv(path: Path, outputs: int = 1, task: str | None = None) -> Dataset:
     """Rows of numbers, or of numbers and a class label last; the last `outputs` columns are the
-    targets. An optional first row of names.
+    targets (none: every column is an input). An optional first row of names.
 
     The task is `task` when given, else guessed from the first data row: a target that is not a
     number is a class label. Numbers stream in blocks that numpy parses once their bytes are seen
@@ -278,7 +289,7 @@ def load_csv(path: Path, outputs: int = 1, task: str | None = None) -> Dataset:
         raise DataError(f"{where}: {count} data row(s); need at least 2")
     table = np.concatenate(rows.tables) if len(rows.tables) > 1 else rows.tables[0]
     rows.tables.clear()
-    x, y = table[:, :-outputs], table[:, -outputs:]
+    x, y = (table, table[:, :0]) if outputs == 0 else (table[:, :-outputs], table[:, -outputs:])
     if names is None:
         inputs = width - outputs
         names = tuple([f"x{i + 1}" if inputs > 1 else "x" for i in range(inputs)] +
