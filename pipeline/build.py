@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -11,7 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pipeline
 from pipeline import cli
@@ -289,26 +290,15 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     input_range = _input_range(args, dataset)
     lap("data")
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # Keras imports IPython, when installed, only to detect notebooks: a second of start-up
-    # for a command-line build (left alone when the build does run inside IPython).
-    sys.modules.setdefault("IPython", None)
-    from pipeline.capture import fd_output
-    try:
-        with fd_output(2):  # TensorFlow's import-time log lines about absent GPUs
-            from pipeline.model import check
-            from pipeline.emit import sources as emit
-            from pipeline.model import explain
-            from pipeline.int8 import oracle
-            from pipeline.model import quantize
-            from pipeline.emit import report
-            from pipeline.int8 import tflite_model
-            from pipeline.model import train
-    except ModuleNotFoundError as missing:
-        if (missing.name or "").split(".")[0] not in ("tensorflow", "keras", "matplotlib"):
-            raise
-        raise UsageError(f"the build needs {missing.name}, which this install lacks: pip install -e '.[build]' "
-                         "(the base install is the device side: predict, verify, emulate)") from None
+    with _build_imports():
+        from pipeline.model import check
+        from pipeline.emit import sources as emit
+        from pipeline.model import explain
+        from pipeline.int8 import oracle
+        from pipeline.model import quantize
+        from pipeline.emit import report
+        from pipeline.int8 import tflite_model
+        from pipeline.model import train
     lap("import")
 
     tape = args.trainer == "tape"
@@ -397,10 +387,10 @@ def _write(args: argparse.Namespace, sources: dict[str, bytes], report_files: di
 
 def _build_own(args: argparse.Namespace, say, lap) -> dict[str, Any]:
     """--keras or --tflite: the given model through int8, the check and the emitter; no training."""
-    _tensorflow()
+    with _build_imports():
+        from pipeline import build_own
+        from pipeline.emit import own_report, report
     lap("import")
-    from pipeline import build_own
-    from pipeline.emit import own_report, report
     built = build_own.prepare(args, say)
     lap("check")
     r = built["report"]
@@ -415,17 +405,19 @@ def _build_own(args: argparse.Namespace, say, lap) -> dict[str, Any]:
     return r
 
 
-def _tensorflow() -> None:
-    """Imports TensorFlow quietly, or says which install the build needs."""
+@contextlib.contextmanager
+def _build_imports() -> Iterator[None]:
+    """The build's TensorFlow-side imports, quiet, or a one-line error naming the install it needs."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Keras imports IPython, when installed, only to detect notebooks: a second of start-up
+    # for a command-line build (left alone when the build does run inside IPython).
     sys.modules.setdefault("IPython", None)
     from pipeline.capture import fd_output
     try:
-        with fd_output(2):
-            import tensorflow  # noqa: F401
-            import keras  # noqa: F401
+        with fd_output(2):  # TensorFlow's import-time log lines about absent GPUs
+            yield
     except ModuleNotFoundError as missing:
-        if (missing.name or "").split(".")[0] not in ("tensorflow", "keras"):
+        if (missing.name or "").split(".")[0] not in ("tensorflow", "keras", "matplotlib"):
             raise
         raise UsageError(f"the build needs {missing.name}, which this install lacks: pip install -e '.[build]' "
                          "(the base install is the device side: predict, verify, emulate)") from None

@@ -105,7 +105,7 @@ def _short(v: float) -> float:
     return float(str(np.float32(v)))
 
 
-def _inside(x: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
+def inside(x: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
     """Rows inside the calibrated range, compared in float32 as the firmware compares."""
     x32 = np.asarray(x, dtype=np.float32)
     lo, hi = np.float32(input_range[0]), np.float32(input_range[1])
@@ -166,7 +166,7 @@ def judged_inputs(tfl: TfliteModel, data: Dataset, input_range: tuple[float, flo
         x = np.random.default_rng(2).uniform(lo, hi, size=(256, data.inputs))
     grid = quant.dequantize(codes, float(tfl.input.scales[0]), int(tfl.input.zero_points[0]))
     x = np.vstack([x, data.x, grid]).astype(np.float32)
-    return x[_inside(x, input_range)]
+    return x[inside(x, input_range)]
 
 
 def underfit_warning(model: keras.Model, data: Dataset) -> str | None:
@@ -213,7 +213,7 @@ def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, inpu
 
     probes = probe_inputs(data, input_range)
     probe_float, probe_int8 = _float(model, probes), _int8_path(tfl, probes)
-    clipped = ~_inside(probes, input_range)
+    clipped = ~inside(probes, input_range)
     points = [{"x": p.tolist(), "float": f.tolist(), "int8": q.tolist(), "clipped": bool(c)}
               for p, f, q, c in zip(probes, probe_float, probe_int8, clipped)]
     lesson_x = LESSON_X if [LESSON_X] in probes.tolist() and data.x[:, 0].tolist() == list(SEED_XS) else None

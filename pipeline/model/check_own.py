@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.int8 import metrics, oracle, quant, reference
 from pipeline.int8.tflite_model import TfliteModel
-from pipeline.model.check import CheckError, probe_inputs
+from pipeline.model.check import CheckError, inside, probe_inputs
 from pipeline.model.data import Dataset
 from pipeline.model.own import FloatModel
 
@@ -97,11 +97,6 @@ def resolution_warnings(data: Dataset, scale: float) -> list[str]:
             "Scale the inputs to similar ranges before they reach the model"]
 
 
-def _inside(x: np.ndarray, input_range: tuple[float, float]) -> np.ndarray:
-    x32 = np.asarray(x, dtype=np.float32)
-    return np.all((x32 >= np.float32(input_range[0])) & (x32 <= np.float32(input_range[1])), axis=1)
-
-
 def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float, float], float_fn: FloatModel | None,
         float_name: str | None, tolerance_lsb: float, data_given: bool) -> OwnCheck:
     """data holds the rows the model is judged on: --data's inputs, or points of the range when none was given."""
@@ -127,7 +122,7 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
     probes = probe_inputs(data, input_range)
     probe_int8 = quant.dequantize(oracle.int8_outputs(tflite, quant.quantize(probes, in_scale, in_zp))[0],
                                   out_scale, out_zp)
-    clipped = ~_inside(probes, input_range)
+    clipped = ~inside(probes, input_range)
     warnings = resolution_warnings(data, in_scale) if data_given else []
     if float_fn is None:
         points = [{"x": p.tolist(), "int8": q.tolist(), "clipped": bool(c)} for p, q, c in zip(probes, probe_int8, clipped)]
@@ -135,7 +130,7 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
 
     sweep_float = float_fn(quant.dequantize(codes, in_scale, in_zp))
     judged = np.vstack([data.x, quant.dequantize(codes, in_scale, in_zp)]).astype(np.float32)
-    judged = judged[_inside(judged, input_range)]
+    judged = judged[inside(judged, input_range)]
     float_y = float_fn(judged)
     int8_y = quant.dequantize(oracle.int8_outputs(tflite, quant.quantize(judged, in_scale, in_zp))[0], out_scale, out_zp)
     errors = metrics.compare(float_y, int8_y, out_scale)
