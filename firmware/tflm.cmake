@@ -10,13 +10,17 @@
 # the tree where "tensorflow/lite/micro/micro_interpreter.h" lives under src/.
 #
 # Defines:
-#   tflm_lib     static library: the TFLM sources of that tree
+#   tflm_lib     static library: the TFLM sources of that tree, or the archive TFLM_LIBRARY
 #   tflm_engine  static library: engines/engine_tflm.cpp + the emitted model_data.cpp,
 #                linked to tflm_lib (link an app against tflm_engine)
 #
 # Optional inputs:
 #   TFLM_MODEL_DIR   folder with model_info.h, model_data.h (default: firmware/model)
 #   TFLM_MODEL_DATA  the emitted model_data.cpp (default: ${TFLM_MODEL_DIR}/model_data.cpp)
+#   TFLM_LIBRARY     a libtflm_lib.a already compiled from this tree by the same project
+#                    (pipeline/emulation/tflm_library.py builds one per target and tree):
+#                    imported instead of compiling the tree again
+#   TINYML_TFLM_LIBRARY_ONLY  define tflm_lib only (no model needed): how that archive is built
 #
 # Which kernels: in this Arduino TFLM tree (Chirale_TensorFLowLite 2.0.0) the CMSIS-NN
 # kernels under micro/kernels/cmsis_nn/ *replace* the reference FULLY_CONNECTED, CONV,
@@ -47,18 +51,31 @@ endif()
 
 include("${CMAKE_CURRENT_LIST_DIR}/firmware.cmake") # TINYML_CXX_WARNINGS; once per directory
 set(_fw "${CMAKE_CURRENT_LIST_DIR}")
-if(NOT DEFINED TFLM_MODEL_DIR)
-  set(TFLM_MODEL_DIR "${_fw}/model")
-endif()
-if(NOT DEFINED TFLM_MODEL_DATA)
-  set(TFLM_MODEL_DATA "${TFLM_MODEL_DIR}/model_data.cpp")
-endif()
-if(NOT EXISTS "${TFLM_MODEL_DATA}")
-  message(FATAL_ERROR "tflm.cmake: ${TFLM_MODEL_DATA} is missing: emit the model first (python -m pipeline.build)")
-endif()
-
 enable_language(C CXX)
 
+# The packaged tree is configured by the ARDUINO macro, not by upstream's
+# TF_LITE_STATIC_MEMORY / CMSIS_NN switches: with ARDUINO, kernel headers declare the
+# CMSIS-NN registrations (Register_FULLY_CONNECTED_INT8, ...) instead of inline
+# fallbacks, and the heap-using parts of kernel_util / flatbuffer_conversions are
+# compiled out. So the tree and every file including its headers (the engine) are
+# compiled with ARDUINO defined, as on the board; it is kept PRIVATE so that code
+# linking tflm_engine (the portable core) does not see it.
+# ARDUINO_EXCLUDE_CODE: as on the board, the library's Serial-printing DebugLog
+# (system_setup.cpp) is compiled out; engine_tflm.cpp provides DebugLog.
+# Not TF_LITE_STATIC_MEMORY: this tree does not compile with it (kernel_util.cpp uses
+# TfLiteIntArrayCreate and dims_signature) and the board build does not define it.
+set(_tflm_defs ARDUINO=1 ARDUINO_EXCLUDE_CODE)
+
+if(DEFINED TFLM_LIBRARY AND NOT TFLM_LIBRARY STREQUAL "")
+# --- the library, compiled once already ------------------------------------------------
+if(NOT EXISTS "${TFLM_LIBRARY}")
+  message(FATAL_ERROR "tflm.cmake: TFLM_LIBRARY ${TFLM_LIBRARY} does not exist")
+endif()
+add_library(tflm_lib STATIC IMPORTED)
+set_target_properties(tflm_lib PROPERTIES IMPORTED_LOCATION "${TFLM_LIBRARY}"
+                      INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${_tflm_src}"
+                      INTERFACE_INCLUDE_DIRECTORIES "${_tflm_src}")
+else()
 # --- the library tree ---------------------------------------------------------------
 file(GLOB_RECURSE _tflm_sources CONFIGURE_DEPENDS
   "${_tflm_src}/tensorflow/lite/*.cpp"
@@ -81,18 +98,6 @@ endif()
 
 add_library(tflm_lib STATIC ${_tflm_sources})
 target_include_directories(tflm_lib SYSTEM PUBLIC "${_tflm_src}")
-# The packaged tree is configured by the ARDUINO macro, not by upstream's
-# TF_LITE_STATIC_MEMORY / CMSIS_NN switches: with ARDUINO, kernel headers declare the
-# CMSIS-NN registrations (Register_FULLY_CONNECTED_INT8, ...) instead of inline
-# fallbacks, and the heap-using parts of kernel_util / flatbuffer_conversions are
-# compiled out. So the tree and every file including its headers (the engine) are
-# compiled with ARDUINO defined, as on the board; it is kept PRIVATE so that code
-# linking tflm_engine (the portable core) does not see it.
-# ARDUINO_EXCLUDE_CODE: as on the board, the library's Serial-printing DebugLog
-# (system_setup.cpp) is compiled out; engine_tflm.cpp provides DebugLog.
-# Not TF_LITE_STATIC_MEMORY: this tree does not compile with it (kernel_util.cpp uses
-# TfLiteIntArrayCreate and dims_signature) and the board build does not define it.
-set(_tflm_defs ARDUINO=1 ARDUINO_EXCLUDE_CODE)
 target_compile_definitions(tflm_lib PRIVATE ${_tflm_defs})
 set_target_properties(tflm_lib PROPERTIES
   CXX_STANDARD 14 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS ON   # the board compiles with -std=gnu++14
@@ -119,8 +124,29 @@ if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
   # A third-party tree: keep its warnings out of this project's build log.
   target_compile_options(tflm_lib PRIVATE -w $<$<COMPILE_LANGUAGE:CXX>:-fno-rtti -fno-exceptions>)
 endif()
+if(NOT CMAKE_SYSTEM_NAME STREQUAL "Generic")
+  # Hosted builds: also linkable into a shared library (e.g. for ctypes). Bare metal
+  # (the QEMU image) links absolute.
+  set_target_properties(tflm_lib PROPERTIES POSITION_INDEPENDENT_CODE ON)
+endif()
+endif()
+
+if(TINYML_TFLM_LIBRARY_ONLY)
+  unset(_tflm_sources)
+  unset(_tflm_is_arm)
+  return()
+endif()
 
 # --- the engine -----------------------------------------------------------------------
+if(NOT DEFINED TFLM_MODEL_DIR)
+  set(TFLM_MODEL_DIR "${_fw}/model")
+endif()
+if(NOT DEFINED TFLM_MODEL_DATA)
+  set(TFLM_MODEL_DATA "${TFLM_MODEL_DIR}/model_data.cpp")
+endif()
+if(NOT EXISTS "${TFLM_MODEL_DATA}")
+  message(FATAL_ERROR "tflm.cmake: ${TFLM_MODEL_DATA} is missing: emit the model first (python -m pipeline.build)")
+endif()
 add_library(tflm_engine STATIC "${_fw}/engines/engine_tflm.cpp" "${TFLM_MODEL_DATA}")
 target_include_directories(tflm_engine PUBLIC "${_fw}/core" "${TFLM_MODEL_DIR}")
 target_link_libraries(tflm_engine PUBLIC tflm_lib)
@@ -128,9 +154,7 @@ target_compile_definitions(tflm_engine PRIVATE ${_tflm_defs})
 set_target_properties(tflm_engine PROPERTIES
   CXX_STANDARD 14 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS ON)
 if(NOT CMAKE_SYSTEM_NAME STREQUAL "Generic")
-  # Hosted builds: also linkable into a shared library (e.g. for ctypes). Bare metal
-  # (the QEMU image) links absolute.
-  set_target_properties(tflm_lib tflm_engine PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  set_target_properties(tflm_engine PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endif()
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
   target_compile_options(tflm_engine PRIVATE ${TINYML_CXX_WARNINGS}

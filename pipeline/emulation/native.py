@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline.emulation import cmake_build
+from pipeline.emulation import cmake_build, tflm_library
 from pipeline.emulation.process import EmulationError
 from pipeline.emulation.target import DEVICE_PROGRAMS, BuildOptions, model_folder, model_suffix
 from pipeline.paths import BUILD_ROOT, FIRMWARE_DIR
@@ -52,12 +52,15 @@ class NativeTarget:
             raise EmulationError("no C compiler found ($CC, cc, gcc or clang): install one "
                                  "(e.g. apt-get install gcc)")
         model_dir = model_folder(options.model_dir)
+        archive = (tflm_library.library("native-sanitize" if options.sanitize else "native", tflm_root,
+                                        options.verbose) if tflm_root else "")
         settings = {"source": str(FIRMWARE_DIR), "sanitize": options.sanitize,
-                    "tflm_root": str(tflm_root) if tflm_root else "", "model_dir": str(model_dir)}
+                    "tflm_root": str(tflm_root) if tflm_root else "", "tflm_library": str(archive),
+                    "model_dir": str(model_dir)}
         try:
             cmake_build.build(cmake, FIRMWARE_DIR, build_dir, settings,
                               [f"-DSANITIZE={'ON' if options.sanitize else 'OFF'}", f"-DTFLM_ROOT={settings['tflm_root']}",
-                               f"-DTINYML_MODEL_DIR={model_dir}"],
+                               f"-DTFLM_LIBRARY={archive}", f"-DTINYML_MODEL_DIR={model_dir}"],
                               options.program, "the native emulator", options.verbose)
         except cmake_build.BuildError as error:
             raise EmulationError(str(error)) from None

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Iterator, Sequence
 
 from pipeline.deadline import Deadline
-from pipeline.emulation import cmake_build, relay
+from pipeline.emulation import cmake_build, relay, tflm_library
 from pipeline.emulation.process import EmulationError, launch, read_until, spawn, stop as stop_process, tail
 from pipeline.emulation.target import BuildOptions, model_suffix
 from pipeline.paths import BUILD_ROOT, FIRMWARE_DIR, MODEL_DIR
@@ -60,7 +60,7 @@ CPU_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=har
 MACHINE = "mps2-an386"
 QEMU = "qemu-system-arm"
 ARM_GCC = "arm-none-eabi-gcc"
-ARM_GXX = "arm-none-eabi-g++"
+ARM_GXX = tflm_library.COMPILERS["qemu"][0]
 
 # Images firmware/platform/qemu/CMakeLists.txt builds.
 IMAGES = ("tinyml_qemu", "tinyml_qemu_null", "tinyml_qemu_crash", "tinyml_qemu_fault",
@@ -151,21 +151,26 @@ def build(build_dir: Path | None = None, *, image: str = "tinyml_qemu", model_di
     model_dir = Path(model_dir or DEFAULT_MODEL_DIR).resolve()
     if not (model_dir / "model_aot.h").is_file() or not (model_dir / "model_info.h").is_file():
         raise QemuError(f"{model_dir}: no emitted model (model_aot.h, model_info.h): run python -m pipeline.build")
-    tflm = ""
+    tflm = archive = ""
     if tflm_root is not None:
         tflm_path = Path(tflm_root).resolve()
         if not tflm_path.is_dir():
             raise QemuError(f"TFLM root {tflm_path} is not a directory")
         tflm = str(tflm_path)
+        try:
+            archive = str(tflm_library.library("qemu", tflm_path, verbose))
+        except tflm_library.TflmTreeError as error:
+            raise QemuError(str(error)) from None
     if image.startswith("tinyml_qemu_tflm") and not tflm:
         raise QemuError(f"{image} needs a TFLM source tree (tflm_root or TFLM_ROOT)")
     cmake = shutil.which("cmake")
     assert cmake is not None  # toolchain_problem checked
-    settings = {"source": str(SOURCE_DIR), "model_dir": str(model_dir), "tflm_root": tflm,
+    settings = {"source": str(SOURCE_DIR), "model_dir": str(model_dir), "tflm_root": tflm, "tflm_library": archive,
                 "gcc": shutil.which(ARM_GCC)}
     try:
         cmake_build.build(cmake, SOURCE_DIR, build_dir, settings,
-                          [f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}", f"-DTINYML_MODEL_DIR={model_dir}", f"-DTFLM_ROOT={tflm}"],
+                          [f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}", f"-DTINYML_MODEL_DIR={model_dir}", f"-DTFLM_ROOT={tflm}",
+                           f"-DTFLM_LIBRARY={archive}"],
                           image, "the QEMU firmware", verbose)
     except cmake_build.BuildError as error:
         raise QemuError(str(error)) from None
