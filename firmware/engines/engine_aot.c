@@ -30,6 +30,10 @@
 
 #include "model_aot.h"
 
+/* A model the AOT engine cannot run: model_aot.h's own #error has said why, and that stays the
+ * build's one error (nothing below compiles without the tables). */
+#ifndef MODEL_AOT_UNSUPPORTED
+
 #if !defined(MODEL_AOT_FORMAT) || MODEL_AOT_FORMAT != 2
 #error "model_aot.h has another table layout than this engine reads: emit it again (python -m pipeline.build)"
 #endif
@@ -463,3 +467,5 @@ const char *engine_name(void) { return "aot"; }
 size_t engine_arena_used(void) { return 0; }
 
 const char *engine_error(void) { return g_error; }
+
+#endif /* MODEL_AOT_UNSUPPORTED */

@@ -160,7 +160,7 @@ def sources(tflite: bytes, tfl: TfliteModel, f: ModelDescription, sweep: dict[st
     except reference.UnsupportedModelError as refusal:
         if engine == "aot":
             raise
-        aot_header = (f"/* {GENERATED}{note} */\n"
+        aot_header = (f"/* {GENERATED}{note} */\n#define MODEL_AOT_UNSUPPORTED 1\n"
                       f"#error {_c_string(f'the AOT engine cannot run this model: {refusal}; build the TFLM engine')}\n")
     files = {
         "model_data.h": MODEL_DATA_H,
