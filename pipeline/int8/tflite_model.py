@@ -7,7 +7,9 @@ device tools run where no TensorFlow wheel exists.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tflite
@@ -43,6 +45,9 @@ class Operator:
     activation: str
     beta: float = 1.0
     """SOFTMAX's beta (its SoftmaxOptions): the kernel's multiplier depends on it."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The builtin options table's fields in snake case: {"padding": "SAME", "stride_w": 2, ...};
+    vectors as tuples, enums by name where the schema names them (padding)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,44 @@ def _beta(op: tflite.Operator) -> float:
     return float(options.Beta())
 
 
+_PADDING_NAMES = _names(tflite.Padding)
+_SKIPPED_METHODS = ("Init", "GetRootAs")
+
+
+def _snake(name: str) -> str:
+    """DilationHFactor -> dilation_h_factor, as TFLite's schema spells its fields."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def _options(op: tflite.Operator) -> dict[str, Any]:
+    """Every field of the op's builtin options table, read through its generated accessors."""
+    table = op.BuiltinOptions()
+    options_class = getattr(tflite, _OPTION_NAMES.get(op.BuiltinOptionsType(), ""), None)
+    if table is None or options_class is None:
+        return {}
+    options = options_class()
+    options.Init(table.Bytes, table.Pos)
+    fields: dict[str, Any] = {}
+    for name in dir(options_class):
+        if name.startswith("_") or name.startswith(_SKIPPED_METHODS) or name.endswith(("AsNumpy", "Length", "IsNone")):
+            continue
+        if name.endswith("BufferHasIdentifier"):
+            continue
+        if hasattr(options_class, f"{name}Length"):  # a vector: (j) per element
+            count = getattr(options, f"{name}Length")()
+            fields[_snake(name)] = tuple(getattr(options, name)(j) for j in range(count))
+            continue
+        value = getattr(options, name)()
+        if isinstance(value, (int, float, bool)):
+            fields[_snake(name)] = value
+    if "padding" in fields:
+        fields["padding"] = _PADDING_NAMES.get(fields["padding"], str(fields["padding"]))
+    if "fused_activation_function" in fields:
+        code = fields["fused_activation_function"]
+        fields["fused_activation_function"] = _ACTIVATION_NAMES.get(code, str(code))
+    return fields
+
+
 def _tensor(model: tflite.Model, index: int, t: tflite.Tensor) -> Tensor:
     dtype = _TYPE_NAMES.get(t.Type(), str(t.Type()))
     q = t.Quantization()
@@ -136,7 +179,7 @@ def read(data: bytes) -> TfliteModel:
             operators.append(Operator(i, _OP_NAMES.get(builtin, f"BUILTIN_{builtin}"),
                                       tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else (),
                                       tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else (),
-                                      _activation(o), _beta(o)))
+                                      _activation(o), _beta(o), _options(o)))
         inputs = tuple(int(x) for x in graph.InputsAsNumpy()) if graph.InputsLength() else ()
         outputs = tuple(int(x) for x in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
     except (IndexError, ValueError, TypeError, AttributeError) as exc:  # a truncated or corrupt flatbuffer

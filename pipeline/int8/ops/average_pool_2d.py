@@ -1,0 +1,11 @@
+"""AVERAGE_POOL_2D: each output value is the mean of a window of one channel."""
+from __future__ import annotations
+
+from pipeline.int8.ops import shapes
+from pipeline.int8.tflite_model import Operator, TfliteModel
+
+NAME = "AVERAGE_POOL_2D"
+
+
+def macs(model: TfliteModel, op: Operator) -> int:
+    return shapes.window_values(model, op)
