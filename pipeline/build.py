@@ -332,8 +332,10 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     tolerance = args.tolerance_lsb or (check.classify_tolerance_lsb(hidden) if dataset.classify
                                        else check.default_tolerance_lsb(hidden))
     result = check.run(trained.model, tflite, tfl, dataset, input_range, tolerance)
-    if args.engine == "tflm":
-        quantize.require_board_agreement(tfl, result.sweep_codes)
+    board, board_warning = (quantize.board_expectations(tfl, result.sweep_codes) if args.engine == "tflm"
+                            else ({}, None))
+    if board_warning:
+        result.warnings.append(board_warning)
     classified = None if holdout is None else check.classify(trained.model, tflite, tfl, holdout, dataset.counts(),
                                                              trained.class_weights)
     lap("check")
@@ -341,10 +343,10 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
     if holdout is None:
         facts = emit.facts(tfl, name, input_range, arena, tolerance)
-        sources = emit.sources(tflite, tfl, facts, result.sweep_meta(), result.probes.tolist())
+        sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist())
     else:
         facts = emit.facts(tfl, name, input_range, arena, tolerance, task="classify", labels=dataset.labels)
-        sources = emit.sources(tflite, tfl, facts, result.sweep_meta(), result.probes.tolist(),
+        sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist(),
                                holdout=(holdout.x, holdout.classes))
     lap("emit")
     say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
@@ -394,9 +396,7 @@ def _build_own(args: argparse.Namespace, say, lap) -> dict[str, Any]:
     built = build_own.prepare(args, say)
     lap("check")
     r = built["report"]
-    r["footprint"] = (_footprint(built["sources"]) if built["aot"] else
-                      {"skipped": "the AOT engine cannot run this model, and the TFLM engine is measured with a TFLM tree "
-                                  "(python -m pipeline.footprint --tflm-root)"}) if args.footprint else None
+    r["footprint"] = _footprint(built["sources"]) if args.footprint else None
     for line in report.footprint_lines(r["footprint"]):
         say(line)
     lap("report")
@@ -424,7 +424,8 @@ def _build_imports() -> Iterator[None]:
 
 
 def _footprint(sources: dict[str, bytes]) -> dict[str, Any]:
-    """Cost on the Nano's CPU; a machine without the cross tools or QEMU still builds, and says why not."""
+    """Cost on the Nano's CPU, per engine that can run the model (TFLM with $TFLM_ROOT); a machine
+    without the cross tools or QEMU still builds, and says why not."""
     from pipeline.footprint import measurement as footprint
     from pipeline.emulation import qemu
     problem = qemu.toolchain_problem() or qemu.qemu_problem()
@@ -432,6 +433,8 @@ def _footprint(sources: dict[str, bytes]) -> dict[str, Any]:
         return {"skipped": problem}
     try:
         return footprint.measure_sources(sources)
+    except footprint.NoEngineError as exc:
+        return {"skipped": str(exc)}
     except (qemu.QemuError, footprint.FootprintError, OSError) as exc:
         return {"skipped": f"measurement failed: {exc}"}
 

@@ -281,7 +281,9 @@ def markdown(r: dict[str, Any]) -> str:
               f"Flatbuffer {m['tflite_bytes']} bytes, SHA-256 `{m['sha256']}`; ops {', '.join(m['ops'])}; "
               f"tensor arena {m['arena_bytes']} B (TFLM measured {m['arena_measured_bytes']} B).", "",
               "## Check: float vs int8", "",
-              f"TFLM vs integer reference: {c['oracle']}, {c['mismatches']} mismatches over {c['sweep_count']} inputs.", "",
+              (f"TFLM vs integer reference: {c['oracle']}, {c['mismatches']} mismatches over {c['sweep_count']} inputs."
+               if c["mismatches"] is not None else
+               f"TFLM vs integer reference: not compared ({c['oracle']}) over {c['sweep_count']} inputs."), "",
               "| set | MAE | RMSE | max abs | max LSB | L2 rel | cosine |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for label, e in (("calibrated range", c["errors"]), ("all input codes" if m["inputs"] == 1 else "sweep", c["sweep_errors"])):
         lines.append(f"| {label} | {e['mae']:.4g} | {e['rmse']:.4g} | {e['max_abs']:.4g} | {e['max_lsb']:.3g} | "
@@ -334,11 +336,13 @@ def footprint_lines(footprint: dict[str, Any] | None) -> list[str]:
     if "skipped" in footprint:
         return [f"footprint: not measured ({footprint['skipped']})"]
     def line(engine: str, f: dict[str, Any]) -> str:
+        if "skipped" in f:
+            return f"footprint {engine}: not measured ({f['skipped']})"
         text = (f"footprint {engine}: flash {f['flash_bytes']} B, RAM {f['ram_bytes']} B (data + bss), stack "
                 f"{f['stack_bytes']} B, {f['instructions_per_inference']} instructions per inference")
         if engine == "aot" and f.get("instructions_per_mac") is not None:
             text += f" ({f['instructions_per_mac']:.2f} per MAC"
-            tflm = footprint.get("tflm", {}).get("instructions_per_inference")
+            tflm = footprint.get("tflm", {}).get("instructions_per_inference")  # absent when skipped
             if tflm and f["instructions_per_inference"]:
                 text += f", {tflm / f['instructions_per_inference']:.1f}x fewer than TFLM's {tflm}"
             text += ")"
