@@ -37,7 +37,8 @@ def markdown(r: dict[str, Any]) -> str:
              f"tensor arena {m['arena_bytes']} B (TFLM measured {m['arena_measured_bytes']} B).", "",
              "## Check", "",
              f"{c['oracle']} over {c['sweep_count']} input rows; integer reference: {c['reference']}; "
-             f"{c['mismatches']} mismatches.", ""]
+             + ("TFLM and the reference not both computed: not compared." if c["mismatches"] is None
+                else f"{c['mismatches']} mismatches between them."), ""]
     if c["errors"] is None:
         lines.append("Float vs int8: not computed: no float model was given (--float-model).")
     else:

@@ -11,6 +11,7 @@ from pipeline.int8 import metrics
 from pipeline.int8 import oracle
 from pipeline.int8 import quant
 from pipeline.int8 import reference
+from pipeline.int8 import sweep
 from pipeline.model.data import LESSON_X, SEED_XS, Dataset
 from pipeline.int8.tflite_model import TfliteModel
 from pipeline.errors import PipelineError
@@ -48,7 +49,8 @@ class CheckResult:
     sweep_float: np.ndarray
     sweep_int8: np.ndarray
     tflm_checked: bool
-    mismatches: int
+    mismatches: int | None
+    """None: TFLM was not there to compare with (no tflite-micro wheel)."""
     errors: dict[str, float]
     sweep_errors: dict[str, float]
     points: list[dict[str, Any]] = field(default_factory=list)
@@ -72,16 +74,16 @@ class CheckResult:
                 "tolerance_lsb": self.tolerance_lsb, "errors": self.errors, "sweep_errors": self.sweep_errors,
                 "points": self.points, "warnings": self.warnings}
 
-    def sweep_meta(self) -> dict[str, Any]:
-        """model.json's sweep: a one-input model's codes are all 256 in order, so they are not listed."""
-        every = self.sweep_codes.shape[1] == 1 and np.array_equal(self.sweep_codes[:, 0], np.arange(-128, 128))
-        return {"codes": "all" if every else self.sweep_codes.tolist(),
-                "float": [[round(float(v), 6) for v in row] for row in self.sweep_float]}
+    def sweep_meta(self, board: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
+        """model.json's sweep (pipeline.int8.sweep.shipped): a one-input model's codes are all 256 in
+        order, so they are not listed; board: rows the board's TFLM library answers otherwise."""
+        return sweep.shipped(self.sweep_codes, self.sweep_float, board=board)
 
     def lines(self) -> list[str]:
         e = self.errors
-        out = [f"check: TFLM vs reference {self.mismatches} mismatches over {len(self.sweep_codes)} inputs"
-               f"{'' if self.tflm_checked else ' (no tflite-micro: reference only)'}; float vs int8 MAE {e['mae']:.4g}, "
+        compared = (f"TFLM vs reference {self.mismatches} mismatches" if self.mismatches is not None
+                    else "TFLM not compared (no tflite-micro wheel: the integer reference only)")
+        out = [f"check: {compared} over {len(self.sweep_codes)} inputs; float vs int8 MAE {e['mae']:.4g}, "
                f"RMSE {e['rmse']:.4g}, max {e['max_abs']:.4g} ({e['max_lsb']:.2f} LSB), L2 rel {e['l2_relative']:.3g}"]
         for p in self.points:
             out.append(f"x = {', '.join(f'{v:g}' for v in p['x'])}: float {' '.join(f'{v:.4f}' for v in p['float'])}, "
@@ -195,7 +197,7 @@ def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, inpu
     codes = sweep_codes(tfl, data, input_range)
     ref = reference.run(tfl, codes)
     tflm_checked = oracle.tflm_available()
-    mismatches = 0
+    mismatches = None  # not compared: without the tflite-micro wheel the reference is the only oracle
     if tflm_checked:
         tflm = oracle.tflm_outputs(tflite, codes)
         mismatches = int(np.count_nonzero(np.any(tflm != ref, axis=1)))

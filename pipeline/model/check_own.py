@@ -8,19 +8,18 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.int8 import metrics, oracle, quant, reference
+from pipeline.int8 import metrics, oracle, quant, reference, sweep
 from pipeline.int8.tflite_model import TfliteModel
 from pipeline.model.check import CheckError, inside, probe_inputs
 from pipeline.model.data import Dataset
 from pipeline.model.own import FloatModel
 
 RANDOM_ROWS = 512
-"""Random input codes swept for a model of more than one input (seeded: the same every build)."""
+"""Random input code rows swept for a model of more than one input (pipeline.int8.sweep.random_rows)."""
+RANDOM_SEED = 1
+"""Their seed: the same rows every build, and verify makes them again from it."""
 DATA_ROWS = 512
 """At most this many rows of --data join the sweep, quantized as the device quantizes them."""
-SHIPPED_CODES = 65536
-"""model.json ships the sweep's first rows up to this many input codes (all of them for a narrow
-model; 91 rows of a 714-input one), for verify to send to the device."""
 
 
 @dataclass
@@ -36,30 +35,35 @@ class OwnCheck:
     probes: np.ndarray
     points: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    mismatches: int | None = None
+    """Rows where TFLM and the integer reference differ (0: the check passed only so); None when the
+    two were not both computed, so nothing was compared."""
 
     @property
     def reference_applies(self) -> bool:
         return self.reference == "agrees"
 
-    def sweep_meta(self) -> dict[str, Any]:
-        """model.json's sweep: the one-input model's every code, or the first SHIPPED_CODES codes' rows."""
-        width = self.sweep_codes.shape[1]
-        if width == 1:
-            return {"codes": "all", "float": None if self.sweep_float is None
-                    else [[round(float(v), 6) for v in row] for row in self.sweep_float]}
-        rows = max(1, SHIPPED_CODES // width)
-        return {"codes": self.sweep_codes[:rows].tolist(), "float": None if self.sweep_float is None
-                else [[round(float(v), 6) for v in row] for row in self.sweep_float[:rows]]}
+    def sweep_meta(self, board: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
+        """model.json's sweep (pipeline.int8.sweep.shipped): every code of a one-input model; of a
+        wider one, its random rows as their seed and about 64 K codes of rows in all; board: rows the
+        board's TFLM library answers otherwise, with its answers."""
+        random = RANDOM_ROWS if self.sweep_codes.shape[1] > 1 else 0
+        return sweep.shipped(self.sweep_codes, self.sweep_float, RANDOM_SEED, random, board)
 
     def as_dict(self) -> dict[str, Any]:
         return {"oracle": self.oracle, "reference": self.reference, "sweep_count": int(len(self.sweep_codes)),
-                "mismatches": 0, "float_model": self.float_name, "errors": self.errors,
+                "mismatches": self.mismatches, "float_model": self.float_name, "errors": self.errors,
                 "tolerance_lsb": self.tolerance_lsb, "points": self.points, "warnings": self.warnings}
 
     def lines(self) -> list[str]:
-        ref = ("integer reference (the AOT engine's arithmetic) agrees" if self.reference_applies
-               else f"integer reference: {self.reference}")
-        out = [f"check: {self.oracle} over {len(self.sweep_codes)} input rows; {ref}, 0 mismatches"]
+        rows = f"over {len(self.sweep_codes)} input rows"
+        if self.mismatches is not None:
+            out = [f"check: {self.oracle} vs the integer reference (the AOT engine's arithmetic) {rows}: "
+                   f"{self.mismatches} mismatches"]
+        elif self.reference_applies:
+            out = [f"check: {self.oracle} {rows}; TFLM not compared (no tflite-micro wheel)"]
+        else:
+            out = [f"check: {self.oracle} {rows}; not compared: the integer reference {self.reference}"]
         if self.errors is None:
             out.append("float vs int8: not computed (no float model: give --float-model FILE.tflite|FILE.keras)")
         else:
@@ -73,8 +77,8 @@ class OwnCheck:
 def sweep_codes(width: int, data_codes: np.ndarray | None) -> np.ndarray:
     """Every code of a one-input model; else seeded random codes, then the data's rows."""
     if width == 1:
-        return np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
-    rows = [np.random.default_rng(1).integers(-128, 128, size=(RANDOM_ROWS, width)).astype(np.int8)]
+        return sweep.every_code().rows()
+    rows = [sweep.random_rows(RANDOM_SEED, width, 0, RANDOM_ROWS)]
     if data_codes is not None:
         rows.append(np.asarray(data_codes, dtype=np.int8)[:DATA_ROWS])
     return np.concatenate(rows)
@@ -112,8 +116,10 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
         verdict = "agrees"
     except reference.UnsupportedModelError as refusal:
         ref, verdict = None, f"does not compute this model ({refusal})"
+    mismatches = None
     if ref is not None and name == "tflm":
         differ = np.any(ref != want, axis=1)
+        mismatches = int(differ.sum())
         if differ.any():
             first = int(np.flatnonzero(differ)[0])
             raise CheckError(f"the integer reference disagrees with TFLM on {int(differ.sum())} of {len(codes)} rows "
@@ -126,7 +132,7 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
     warnings = resolution_warnings(data, in_scale) if data_given else []
     if float_fn is None:
         points = [{"x": p.tolist(), "int8": q.tolist(), "clipped": bool(c)} for p, q, c in zip(probes, probe_int8, clipped)]
-        return OwnCheck(codes, oracle_name, verdict, None, None, None, None, probes, points, warnings)
+        return OwnCheck(codes, oracle_name, verdict, None, None, None, None, probes, points, warnings, mismatches)
 
     sweep_float = float_fn(quant.dequantize(codes, in_scale, in_zp))
     judged = np.vstack([data.x, quant.dequantize(codes, in_scale, in_zp)]).astype(np.float32)
@@ -144,4 +150,5 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
                          f"{float_name} at x = {where} (output {col + 1}: float {float_y[row, col]:.4f}, int8 "
                          f"{int8_y[row, col]:.4f}), inside the calibrated range [{input_range[0]:g}, "
                          f"{input_range[1]:g}]; tolerance {tolerance_lsb:g} steps (--tolerance-lsb)")
-    return OwnCheck(codes, oracle_name, verdict, sweep_float, float_name, errors, tolerance_lsb, probes, points, warnings)
+    return OwnCheck(codes, oracle_name, verdict, sweep_float, float_name, errors, tolerance_lsb, probes, points, warnings,
+                    mismatches)
