@@ -139,15 +139,18 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
     classify = bool(tfl.operators) and tfl.operators[-1].op == "SOFTMAX"
     tolerance = _tolerance(args, tfl, classify)
     result = check_own.run(tflite, tfl, judged, input_range, float_fn, float_name, tolerance, rows is not None)
+    board: dict[int, np.ndarray] = {}
     if args.engine == "tflm" and result.reference_applies:
-        quantize.require_board_agreement(tfl, result.sweep_codes)
+        board, board_warning = quantize.board_expectations(tfl, result.sweep_codes)
+        if board_warning:
+            result.warnings.append(board_warning)
 
     arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
     name = Path(args.keras or args.tflite).stem
     labels = _labels(args, emit.width(tfl.output.shape)) if classify else ()
     facts = emit.facts(tfl, name, input_range, arena, tolerance if float_fn is not None else None,
                        task=description.CLASSIFY if classify else description.REGRESS, labels=labels)
-    sources = emit.sources(tflite, tfl, facts, result.sweep_meta(), result.probes.tolist(), engine=args.engine)
+    sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist(), engine=args.engine)
     say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
         f"zp {facts.output_zero_point}, range [{input_range[0]:g}, {input_range[1]:g}], ops {', '.join(tfl.ops)}, "
         f"arena {facts.arena} B" + ("" if result.reference_applies else "; TFLM engine only"))

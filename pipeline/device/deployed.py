@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.int8.description import ALL_CODES, ModelDescription, sweep_codes
+from pipeline.int8.description import ModelDescription
+from pipeline.int8.sweep import Sweep
 from pipeline.paths import MODEL_DIR
 from pipeline.errors import BadInput
 
@@ -30,15 +31,18 @@ class DeployedModel:
     tflite: bytes
     probes: np.ndarray
     """The float inputs the build printed for this model, [n, inputs]."""
-    sweep_codes: np.ndarray
-    """The check's int8 input codes, [n, inputs]."""
+    sweep_rows: Sweep
+    """The check's int8 input code rows that verify sends (made row by row where they are seeded)."""
     sweep_float: np.ndarray | None
-    """The float model's outputs for sweep_codes, [n, outputs], as model.json holds them; None for an
+    """The float model's outputs for those rows, [n, outputs], as model.json holds them; None for an
     int8 model deployed without its float model (nothing to judge the float answers by)."""
     holdout_x: np.ndarray | None = None
     """A classifier's hold-out rows, float inputs [n, inputs], which training never saw."""
     holdout_labels: np.ndarray | None = None
     """Their true class indices [n]."""
+    board: dict[int, np.ndarray] = field(default_factory=dict)
+    """Sweep rows the board's TFLM library answers otherwise than the runtime, with its answers
+    (int8 [outputs] by row index): what a TFLM device must answer there."""
 
     @property
     def id(self) -> str:
@@ -73,6 +77,11 @@ class DeployedModel:
         return self.description.inside(x)
 
     @property
+    def sweep_codes(self) -> np.ndarray:
+        """Every sweep row at once, [n, inputs] (verify sends them in chunks instead)."""
+        return self.sweep_rows.rows()
+
+    @property
     def sweep(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The check sweep: int8 input codes [n, inputs] and float outputs [n, outputs] in float32 (or None)."""
         return self.sweep_codes, None if self.sweep_float is None else self.sweep_float.astype(np.float32)
@@ -80,10 +89,11 @@ class DeployedModel:
     @property
     def meta(self) -> dict[str, Any]:
         """model.json's content, for tools that pass it on as JSON."""
-        every = self.inputs == 1 and np.array_equal(self.sweep_codes[:, 0], np.arange(-128, 128))
+        board = ({"board": {"rows": sorted(self.board), "outputs": [self.board[k].tolist() for k in sorted(self.board)]}}
+                 if self.board else {})
         return {**self.description.to_json(), "probes": self.probes.tolist(),
-                "sweep": {"codes": ALL_CODES if every else self.sweep_codes.tolist(),
-                          "float": None if self.sweep_float is None else self.sweep_float.tolist()},
+                "sweep": {**self.sweep_rows.to_json(),
+                          "float": None if self.sweep_float is None else self.sweep_float.tolist(), **board},
                 **({"holdout": {"x": self.holdout_x.tolist(), "labels": self.holdout_labels.tolist()}}
                    if self.holdout_x is not None else {})}
 
@@ -101,9 +111,10 @@ def load(directory: Path = MODEL_DIR) -> DeployedModel:
     try:
         description = ModelDescription.from_json(meta)
         sweep = meta["sweep"]
-        codes = sweep_codes(sweep["codes"], description.inputs)
+        rows = Sweep.from_json(sweep, description.inputs)
         outputs = (None if sweep["float"] is None
                    else np.asarray(sweep["float"], dtype=np.float64).reshape(-1, description.outputs))
+        board = _board(sweep.get("board"), len(rows), description.outputs)
         if (outputs is None) != (description.tolerance_lsb is None):
             raise ValueError("sweep float outputs and a tolerance go together: one is missing")
         probes = np.asarray(meta.get("probes", []), dtype=np.float64).reshape(-1, description.inputs)
@@ -118,6 +129,17 @@ def load(directory: Path = MODEL_DIR) -> DeployedModel:
         raise DeployedModelError(f"{meta_path}: no {missing.args[0]!r}") from None
     except ValueError as bad:
         raise DeployedModelError(f"{meta_path}: {bad}") from None
-    if outputs is not None and len(codes) != len(outputs):
-        raise DeployedModelError(f"{meta_path}: {len(codes)} sweep codes but {len(outputs)} float outputs")
-    return DeployedModel(description, data, probes, codes, outputs, holdout_x, holdout_labels)
+    if outputs is not None and len(rows) != len(outputs):
+        raise DeployedModelError(f"{meta_path}: {len(rows)} sweep rows but {len(outputs)} float outputs")
+    return DeployedModel(description, data, probes, rows, outputs, holdout_x, holdout_labels, board)
+
+
+def _board(board: dict[str, Any] | None, rows: int, outputs: int) -> dict[int, np.ndarray]:
+    """model.json's sweep.board: {"rows": [row index, ...], "outputs": [[int8 codes], ...]}."""
+    if not board:
+        return {}
+    indices = [int(k) for k in board["rows"]]
+    answers = np.asarray(board["outputs"], dtype=np.int64).reshape(len(indices), outputs)
+    if any(not 0 <= k < rows for k in indices) or np.any((answers < -128) | (answers > 127)):
+        raise ValueError("sweep board rows or answers out of range")
+    return {k: answers[i].astype(np.int8) for i, k in enumerate(indices)}

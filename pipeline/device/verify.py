@@ -67,17 +67,18 @@ def float_queries(model: DeployedModel) -> np.ndarray:
     ends and one input past it, to see `clipped` appear exactly where the range ends."""
     lo, hi = model.input_range
     beyond = hi + max(1.0, (hi - lo) / 4)
-    if model.inputs == 1:
-        xs = [*model.probes[:, 0].tolist(), lo, hi, beyond]
-        return np.array(sorted(set(xs)), dtype=np.float64).reshape(-1, 1)
-    rows = [*model.probes, *(np.full(model.inputs, v) for v in (lo, hi))]
     over = np.full(model.inputs, (lo + hi) / 2)
     over[0] = beyond
-    unique: list[list[float]] = []
-    for row in [*rows, over]:
-        if list(row) not in unique:
-            unique.append(list(row))
-    return np.array(unique, dtype=np.float64)
+    rows = [*model.probes, np.full(model.inputs, lo), np.full(model.inputs, hi), over]
+    # One query per value the device would read: the client sends a value as its float32, so
+    # two spellings of one float32 (a probe in float64, the range's end) are one query.
+    unique: dict[bytes, np.ndarray] = {}
+    for row in rows:
+        unique.setdefault(np.asarray(row, dtype=np.float32).tobytes(), np.asarray(row, dtype=np.float64))
+    ordered = list(unique.values())
+    if model.inputs == 1:
+        ordered.sort(key=lambda row: float(row[0]))
+    return np.array(ordered, dtype=np.float64).reshape(-1, model.inputs)
 
 
 def _printed_equal(printed: float, exact: float) -> bool:
@@ -130,20 +131,51 @@ def _float_query_check(device: Device, model: DeployedModel, x: np.ndarray) -> C
                  f"{model.description.answer_text(q_out, should_clip)}")
 
 
+SWEEP_CHUNK_CODES = 65536
+"""verify sends the sweep in chunks of about this many input codes (at least one row each): a wide
+model's rows are made, sent and compared a chunk at a time, never all held at once."""
+
+
+def _sweep_answers(device: Device, model: DeployedModel, engine: str) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """The device's and the expected int8 answers to every sweep row, [n, outputs] each, the
+    oracle's name, and how many rows were held to the board library's own answers (a TFLM device,
+    on rows where that library rounds apart from the runtime)."""
+    got_rows, want_rows = [], []
+    oracle_name = "reference"
+    board_rows = 0
+    size = max(1, SWEEP_CHUNK_CODES // max(model.inputs, 1))
+    for start, rows in model.sweep_rows.chunks(size):
+        got = np.array(device.predict_codes_many(rows.tolist()), dtype=np.int8).reshape(len(rows), -1)
+        want, oracle_name = oracle.int8_outputs(model.tflite, rows)
+        want = np.array(want, dtype=np.int8).reshape(len(rows), -1)
+        if got.shape != want.shape:
+            raise ValueError(f"device gave {got.shape[1]} outputs per row, the model has {want.shape[1]}")
+        if engine == "tflm":
+            for row in (k for k in model.board if start <= k < start + len(rows)):
+                want[row - start] = model.board[row]
+                board_rows += 1
+        got_rows.append(got)
+        want_rows.append(want)
+    return np.concatenate(got_rows), np.concatenate(want_rows), oracle_name, board_rows
+
+
 def verify(device: Device, model: DeployedModel, allow_stale: bool = False) -> VerifyResult:
     """Runs every check against an open device; raises only on communication errors."""
     identity = device.identify()
     checks, warnings = _identity_checks(identity, model, allow_stale)
-    codes, expected_float = model.sweep
-    got = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8).reshape(len(codes), -1)
-    want, oracle_name = oracle.int8_outputs(model.tflite, codes)
-    want = np.asarray(want, dtype=np.int8).reshape(len(codes), -1)
-    if got.shape != want.shape:
-        raise ValueError(f"device gave {got.shape[1]} outputs per row, the model has {want.shape[1]}")
+    codes = model.sweep_rows
+    expected_float = None if model.sweep_float is None else model.sweep_float.astype(np.float32)
+    got, want, oracle_name, board_rows = _sweep_answers(device, model, identity.engine)
     mismatches = int(np.count_nonzero(np.any(got != want, axis=1)))
+    held = (f"; {board_rows} of them held to the board library's own rounding (see model.json's sweep.board)"
+            if board_rows else "")
     checks.append(Check(f"int8 vs {oracle_name}", mismatches == 0,
-                        f"{mismatches} of {len(codes)} rows differ"))
-    inside = model.inside(model.input_values(codes))
+                        f"{mismatches} of {len(codes)} rows differ{held}"))
+    if model.board and identity.engine != "tflm":
+        warnings.append(f"{len(model.board)} sweep row(s) where the board's TFLM library rounds apart from the "
+                        f"runtime: the {identity.engine} engine is held to the runtime's answers there")
+    inside = np.concatenate([model.inside(model.input_values(rows)) for _, rows in codes.chunks(4096)]) \
+        if len(codes) else np.zeros(0, dtype=bool)
     device_vs_float = oracle_vs_float = None
     if expected_float is None:
         warnings.append("no float model was deployed with this int8 model: the float answers are not judged")
