@@ -90,3 +90,30 @@ def logit_codes(classes: int, count: int = 3000, seed: int = 0) -> np.ndarray:
     widest = np.full((classes, classes), -128)
     np.fill_diagonal(widest, 127)
     return np.vstack([random, equal, two_maxima, saturated, widest]).astype(np.int8)
+
+
+@functools.cache
+def board_rounding_tflite() -> tuple[bytes, dict[int, np.ndarray]]:
+    """A 4-input FULLY_CONNECTED layer whose float-multiplied scales (the board's TFLM library) and
+    double-multiplied ones (the runtime) round an output apart on some row of the build's own sweep,
+    and those rows with the board's answers. Searched over fixed integers and float32 scales, so it
+    is the same model on every machine (a trained one is not: training's float bits differ by CPU)."""
+    import tflite_writer
+    from pipeline.int8 import reference
+    from pipeline.model import check_own
+    codes = check_own.sweep_codes(4, None)
+    for seed in range(5000):
+        rng = np.random.default_rng(seed)
+        scales = [float(np.float32(v)) for v in rng.uniform(0.001, 0.1, 3)]
+        model = tflite_writer.write(
+            [tflite_writer.tensor("input", (1, 4), scales[0], int(rng.integers(-128, 128))),
+             tflite_writer.tensor("weights", (16, 4), scales[1], 0, rng.integers(-127, 128, (16, 4))),
+             tflite_writer.tensor("bias", (16,), scales[0] * scales[1], 0, rng.integers(-3000, 3000, 16), "INT32"),
+             tflite_writer.tensor("output", (1, 16), scales[2], int(rng.integers(-128, 128)))],
+            [tflite_writer.fully_connected(0, 1, 2, 3)], [0], [3])
+        parsed = tflite_model.read(model)
+        runtime, board = reference.run(parsed, codes), reference.run(parsed, codes, board=True)
+        differ = np.flatnonzero(np.any(runtime != board, axis=1))
+        if differ.size:
+            return model, {int(row): board[row] for row in differ}
+    raise AssertionError("none of 5000 written models rounds apart on the board's library")
