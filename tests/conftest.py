@@ -14,12 +14,12 @@ from pipeline.device.serial_client import Device
 # Each module's tiers, for `pytest -m` (markers registered in pyproject.toml): what a test
 # needs beyond numpy and pyserial, and which take minutes. A module missing here fails the run.
 TIERS = {
-    "test_cli": (), "test_error_codes": (), "test_files": (), "test_layout": (),
+    "test_cli": (), "test_error_codes": (), "test_files": (), "test_layout": (), "test_sweep": (),
     "test_aot": ("tf",), "test_build": ("tf",), "test_classify": ("tf",), "test_data": ("tf",),
     "test_ops": ("tf",), "test_reference": ("tf",), "test_train": ("tf",),
     "test_pipeline_faults": ("tf", "slow"), "test_interrupts": ("tf", "slow"), "test_without_tensorflow": ("slow",),
     "test_client": ("emulation",), "test_core_unit": ("emulation",), "test_docs": ("emulation",),
-    "test_protocol": ("emulation",), "test_tflm_native": ("emulation",),
+    "test_protocol": ("emulation",), "test_tflm": ("tf", "emulation"),
     "test_classifier_device": ("tf", "emulation"), "test_qemu": ("emulation", "qemu"),
     "test_footprint": ("tf", "qemu", "slow"), "test_fuzz": ("fuzz", "slow"),
     "test_aot_kernels": ("emulation",), "test_wide_inputs": ("tf", "emulation"), "test_own_model": ("tf", "emulation"),

@@ -10,7 +10,7 @@ from pipeline.int8 import oracle
 from pipeline.int8 import reference
 from pipeline.int8 import tflite_model
 from test_aot import CC, run_aot
-from test_tflm_native import tflm_root
+from toolchains import tflm_root
 import trained
 
 pytestmark = [pytest.mark.skipif(not oracle.tflm_available(), reason="tflite-micro wheel missing (Linux x86_64 only)"),
@@ -110,7 +110,7 @@ BOARD_TREE_MODELS = {
 
 
 @pytest.mark.emulation
-@pytest.mark.skipif(tflm_root() is None, reason="no TFLM library tree: set TFLM_ROOT (see tests/test_tflm_native.py)")
+@pytest.mark.skipif(tflm_root() is None, reason="no TFLM library tree: set TFLM_ROOT (see tests/test_tflm.py)")
 @pytest.mark.parametrize("name", list(BOARD_TREE_MODELS))
 def test_board_tflm_tree_computes_what_the_runtime_does(name, tmp_path):
     """The board's TFLM tree (CMSIS-NN's arm_softmax_s8, TFLM's reference LOGISTIC and TANH), built

@@ -322,3 +322,24 @@ def test_an_input_column_of_few_codes_is_warned_about():
     warning, = resolution_warnings(rows, 1.0)
     assert "1 input column(s)" in warning and "narrow (0.5)" in warning and "wide" not in warning
     assert resolution_warnings(rows, 0.05) == []
+
+
+def test_a_model_the_reference_cannot_compute_is_compared_with_nothing_and_says_so(made, capsys):
+    """A Conv1D model (TFLM only, for now): the check line says `not compared`, never `0 mismatches`,
+    and report.json records null."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(2)])
+    path = made["folder"] / "conv1d.keras"
+    model.save(path)
+    rows = made["folder"] / "windows60.csv"
+    np.savetxt(rows, np.random.default_rng(2).normal(0, 1, size=(100, 60)), delimiter=",", fmt="%.4f")
+    out = made["folder"] / "conv1d"
+    assert build.main(["--no-footprint", "--keras", str(path), "--data", str(rows), "--tolerance-lsb", "60",
+                       "--out", str(out / "model"), "--report-dir", str(out / "report")]) == 0
+    check_line, = [line for line in capsys.readouterr().out.splitlines() if line.startswith("check: ")]
+    assert "; not compared: the integer reference does not compute this model (op " in check_line
+    assert "CONV_2D" in check_line and "mismatch" not in check_line
+    check = json.loads((out / "report" / "report.json").read_text())["check"]
+    assert check["mismatches"] is None and check["reference"].startswith("does not compute this model")
+    assert "not compared" in (out / "report" / "report.md").read_text()

@@ -14,6 +14,16 @@ import pytest
 from pipeline.emulation import cmake_build
 
 FUZZ_PACKAGES = "clang libclang-rt-14-dev cmake make"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tflm_root() -> Path | None:
+    """The board's TFLM tree for the TFLM engine's tests: TFLM_ROOT (CI sets it), else the one
+    PlatformIO installs under .pio/libdeps/nano33ble/ after `pio run`; None without either."""
+    if os.environ.get("TFLM_ROOT"):
+        return Path(os.environ["TFLM_ROOT"])
+    found = sorted((ROOT / ".pio" / "libdeps" / "nano33ble").glob("Chirale_TensorFLowLite*"))
+    return found[0] if found else None
 
 
 def _links(compiler: str, flags: Sequence[str], source: str, suffix: str) -> str | None:
