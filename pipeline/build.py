@@ -373,8 +373,7 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
         if classified:
             pictures["confusion.png"] = report.confusion_png(r["classification"], f"{name}: hold-out rows")
         r["footprint"] = on_chip.result() if on_chip else None
-    for line in report.footprint_lines(r["footprint"]):
-        say(line)
+    _say_footprint(r["footprint"], say)
     lap("report")
     _write(args, sources, report.files(args.report_dir, r, pictures))
     return r
@@ -397,8 +396,7 @@ def _build_own(args: argparse.Namespace, say, lap) -> dict[str, Any]:
     lap("check")
     r = built["report"]
     r["footprint"] = _footprint(built["sources"]) if args.footprint else None
-    for line in report.footprint_lines(r["footprint"]):
-        say(line)
+    _say_footprint(r["footprint"], say)
     lap("report")
     _write(args, built["sources"], {args.report_dir / "report.json": (json.dumps(r, indent=1) + "\n").encode(),
                                     args.report_dir / "report.md": own_report.markdown(r).encode()})
@@ -437,6 +435,17 @@ def _footprint(sources: dict[str, bytes]) -> dict[str, Any]:
         return {"skipped": str(exc)}
     except (qemu.QemuError, footprint.FootprintError, OSError) as exc:
         return {"skipped": f"measurement failed: {exc}"}
+
+
+def _say_footprint(footprint: dict[str, Any] | None, say) -> None:
+    """The footprint's lines; a measurement that failed (not one that cannot apply) is a warning too."""
+    from pipeline.emit import report
+    for line in report.footprint_lines(footprint):
+        say(line)
+    entries = [footprint] if footprint and "skipped" in footprint else list((footprint or {}).values())
+    for entry in entries:
+        if entry.get("skipped", "").startswith("measurement failed"):
+            print(f"warning: footprint {entry['skipped']}", file=sys.stderr)
 
 
 def _display(path: Path) -> str:

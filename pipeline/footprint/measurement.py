@@ -485,10 +485,20 @@ def measure(model_dir: Path | None = None, tflm_root: Path | str | None = None, 
         why = cannot_run(name, model_dir, tree)
         if why is not None and engine != "both":
             raise NoEngineError(f"--engine {name}: {why}")
-        results[name] = {"skipped": why} if why is not None else measure_engine(
-            name, model_dir, tflm_root=tree, build_dir=(build_dirs or {}).get(name), verbose=verbose)
+        if why is not None:
+            results[name] = {"skipped": why}
+            continue
+        try:
+            results[name] = measure_engine(name, model_dir, tflm_root=tree, build_dir=(build_dirs or {}).get(name),
+                                           verbose=verbose)
+        except (FootprintError, qemu.QemuError) as failed:
+            if engine != "both" or str(failed) == "interrupted":
+                raise
+            results[name] = {"skipped": f"measurement failed: {failed}"}  # the other engine may still measure
     if all("skipped" in figures for figures in results.values()):
-        raise NoEngineError("no engine can be measured: " + "; ".join(figures["skipped"] for figures in results.values()))
+        reasons = "; ".join(f"{name}: {figures['skipped']}" for name, figures in results.items())
+        failed = any(figures["skipped"].startswith("measurement failed") for figures in results.values())
+        raise (FootprintError if failed else NoEngineError)(f"no engine could be measured ({reasons})")
     return results
 
 
