@@ -50,9 +50,11 @@ instructions_per_inference -- deterministic, from the protocol's own `bench N` c
   (timed with the CMSDK timer) is T*1000 instructions. Two runs, N1 = 1 and N2 = 1 + n
   inferences, cancel everything outside the loop (command parsing, the clock reads): per
   iteration = (T2 - T1) * 1000 / n. n comes from the first run: as many iterations as fit
-  BENCH_BUDGET instructions, at most BENCH_MAX (100,000 for a small model, whose figure is
-  then exact to 0.02 instruction; 20 for a 10-million-instruction one, measured in seconds
-  to 100 instructions; bench_iterations says which). The loop's own cost (counter, call,
+  BENCH_BUDGET instructions, at most BENCH_MAX (bench_iterations says how many). Each
+  reading truncates to a whole microsecond at a phase the serial link sets (when the
+  command arrived), so the figure is within 2000 / n instructions: exact, and the same every
+  run, for a small model (0.02 over 100,000 iterations); within 100 of 10 million for a
+  keyword spotter (20 iterations, seconds of QEMU). The loop's own cost (counter, call,
   return-value check; instructions_loop_overhead) is measured the same way on
   tinyml_qemu_null and subtracted: what remains is what a call to the engine costs beyond a
   call to an engine that does nothing. instructions_per_bench_iteration keeps the loop in.
@@ -426,7 +428,7 @@ def measure_engine(engine: str, model_dir: Path | None = None, tflm_root: Path |
     _stop_if_interrupted()
     bench = bench_instructions(device, model.id)
     _stop_if_interrupted()
-    baseline = bench_instructions(null, model.id, bench["iterations"])
+    baseline = bench_instructions(null, model.id)  # its own count: the loop alone, exact to 0.02
     _stop_if_interrupted()
     stack = stack_use(measure_elf)
     whole, empty = device_map.image(), null_map.image()
