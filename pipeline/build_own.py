@@ -127,12 +127,11 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
                 "--engine aot (it computes per-channel weights)")
         quantize.require_per_tensor(tfl)
     else:
-        try:
-            reference.lower(tfl)
-        except reference.UnsupportedModelError as refusal:
-            op = next((o for o in tfl.operators if o.op not in reference.SUPPORTED_OPS), None)
+        refusal = reference.aot_refusal(tfl)
+        if refusal:
+            op = next((o for o in tfl.operators if refusal.startswith(f"op {o.index} ")), None)
             layer = layer_of(op) if op is not None else ""
-            raise OwnUsageError(f"--engine aot: {refusal}{f' (layer {layer})' if layer else ''}") from None
+            raise OwnUsageError(f"--engine aot: {refusal}{f' (layer {layer})' if layer else ''}")
 
     judged = rows if rows is not None else _range_rows(width, *input_range)
     judged = judged.subset(data_stage.sample_rows(len(judged.x), JUDGED_DATA_ROWS))
@@ -153,11 +152,11 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
     sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist(), engine=args.engine)
     say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
         f"zp {facts.output_zero_point}, range [{input_range[0]:g}, {input_range[1]:g}], ops {', '.join(tfl.ops)}, "
-        f"arena {facts.arena} B" + ("" if result.reference_applies else "; TFLM engine only"))
+        f"arena {facts.arena} B" + ("; TFLM engine only" if reference.aot_refusal(tfl) else ""))
     for line in result.lines():
         say(line)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     r = own_report.assemble(facts, result, args.engine, len(tflite), str(args.keras or args.tflite),
                             judged.source if rows is not None else None)
-    return {"sources": sources, "report": r, "aot": result.reference_applies}
+    return {"sources": sources, "report": r, "aot": reference.aot_refusal(tfl) is None}

@@ -156,6 +156,9 @@ def sources(tflite: bytes, tfl: TfliteModel, f: ModelDescription, sweep: dict[st
     with the reason."""
     note = f" Model: {f.name}, SHA-256 {f.sha256}."
     try:
+        refusal_text = reference.aot_refusal(tfl)
+        if refusal_text:
+            raise reference.UnsupportedModelError(refusal_text)
         aot_header = aot.header(reference.lower(tfl), note)
     except reference.UnsupportedModelError as refusal:
         if engine == "aot":

@@ -321,11 +321,8 @@ def macs(model_dir: Path) -> int:
 def cannot_run(engine: str, model_dir: Path, tflm_root: Path | None) -> str | None:
     """Why engine cannot be measured on the model in model_dir, in one line; None when it can."""
     if engine == "aot":
-        try:
-            reference.lower(_flatbuffer(model_dir))
-        except reference.UnsupportedModelError as refusal:
-            return f"the AOT engine cannot run this model: {refusal}"
-        return None
+        refusal = reference.aot_refusal(_flatbuffer(model_dir))
+        return None if refusal is None else f"the AOT engine cannot run this model: {refusal}"
     if tflm_root is None:
         return "no TFLM library tree (--tflm-root, or TFLM_ROOT, unset; see firmware/tflm.cmake)"
     return None

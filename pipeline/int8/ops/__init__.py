@@ -1,18 +1,36 @@
-"""One module per TFLite op: what the project knows of it, in one place.
+"""One module per TFLite op (or family of ops computed alike): what the project knows of it, in one place.
 
-Each unit names its op (NAME) and counts its multiply-accumulates per inference (macs), as the
-field counts them: a convolution's or a dense layer's weights applied once per output value;
-pooling, one per window element read; elementwise ADD and MUL, one per output value; MEAN, one per
-value summed. An op without a unit counts none (RESHAPE, SOFTMAX, LOGISTIC, ...: no products).
+Each unit names the ops it computes (NAMES), says whether the AOT engine has its kernel (AOT), and
+gives, for one op of a model:
+
+    macs(model, op) -> int       multiply-accumulates per inference, as the field counts them: a
+                                 convolution's or a dense layer's weights applied once per output
+                                 value; pooling, one per window element read; ADD and MUL, one per
+                                 output value; MEAN, one per value summed; the others none
+    lower(model, op, board)      its integer parameters (multipliers, shifts, offsets, tables, window
+                                 geometry) as TFLM's prepare computes them; board: as the board's
+                                 older library does where the two differ. Raises
+                                 UnsupportedModelError naming the op and what it cannot take
+    apply(layer, *activations)   its int8 kernel on a batch of inferences: each activation input as
+                                 [batch, *its shape without the model's batch dimension]
+
+pipeline.int8.reference runs a model's units in its op order; the emitter writes each unit's tables
+for the AOT engine's kernel of the same name (firmware/engines/aot/).
 """
 from __future__ import annotations
 
-from pipeline.int8.ops import (add, average_pool_2d, conv_2d, depthwise_conv_2d, fully_connected, max_pool_2d, mean,
-                               mul)
+from types import ModuleType
+
+from pipeline.int8.ops import (add, average_pool_2d, concatenation, conv_2d, depthwise_conv_2d, fully_connected,
+                               lookup, max_pool_2d, mean, mul, pad, reshape, softmax)
+from pipeline.int8.ops.shapes import UnsupportedModelError
 from pipeline.int8.tflite_model import TfliteModel
 
-UNITS = {unit.NAME: unit for unit in (fully_connected, conv_2d, depthwise_conv_2d, average_pool_2d, max_pool_2d, add,
-                                      mul, mean)}
+UNITS: dict[str, ModuleType] = {name: unit for unit in (
+    fully_connected, reshape, lookup, softmax, conv_2d, depthwise_conv_2d, average_pool_2d, max_pool_2d, add, mul,
+    mean, pad, concatenation) for name in unit.NAMES}
+
+__all__ = ["UNITS", "UnsupportedModelError", "macs", "macs_by_op", "missing_kernel"]
 
 
 def macs(model: TfliteModel) -> int:
@@ -21,9 +39,19 @@ def macs(model: TfliteModel) -> int:
 
 
 def macs_by_op(model: TfliteModel) -> dict[str, int]:
-    """The same, per op name, in first-use order."""
+    """The same, per op name, in first-use order (ops that multiply nothing left out)."""
     counts: dict[str, int] = {}
     for op in model.operators:
-        if op.op in UNITS:
+        if op.op in UNITS and UNITS[op.op].macs(model, op):
             counts[op.op] = counts.get(op.op, 0) + UNITS[op.op].macs(model, op)
     return counts
+
+
+def missing_kernel(model: TfliteModel) -> str | None:
+    """The first op the AOT engine has no kernel for, said as a refusal; None when it has them all."""
+    kernels = [name for name, unit in UNITS.items() if unit.AOT]
+    for op in model.operators:
+        if op.op not in kernels:
+            return (f"op {op.index} is {op.op}; the AOT engine computes only {', '.join(kernels)} "
+                    "(use the TFLM engine for this model)")
+    return None

@@ -1,11 +1,59 @@
-"""AVERAGE_POOL_2D: each output value is the mean of a window of one channel."""
+"""AVERAGE_POOL_2D: each output value is the mean of a window of one channel, over the taps that
+fall on the input (SAME padding's are not counted), rounded half away from zero in integers as
+TFLM's reference AveragePool does, then clamped to the fused activation's range."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.int8 import fixedpoint
 from pipeline.int8.ops import shapes
 from pipeline.int8.tflite_model import Operator, TfliteModel
 
-NAME = "AVERAGE_POOL_2D"
+NAMES = ("AVERAGE_POOL_2D",)
+AOT = False
+
+
+@dataclass(frozen=True)
+class Pool:
+    rows: shapes.Window
+    cols: shapes.Window
+    act_min: int
+    act_max: int
 
 
 def macs(model: TfliteModel, op: Operator) -> int:
     return shapes.window_values(model, op)
+
+
+def lower(model: TfliteModel, op: Operator, board: bool = False) -> Pool:
+    """Pooling rescales nothing: TFLite gives its input and output one quantization."""
+    inp, out = shapes.int8(model, op, op.inputs[0]), shapes.int8(model, op, op.outputs[0])
+    if not shapes.same_quantization(inp, out):
+        raise shapes.refuse(op, "input and output quantized differently: pooling does not rescale")
+    if op.activation not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        raise shapes.refuse(op, f"fused activation {op.activation} is not supported")
+    height, width, depth = shapes.nhwc(model, op, op.inputs[0])
+    out_height, out_width, channels = shapes.nhwc(model, op, op.outputs[0])
+    if channels != depth:
+        raise shapes.refuse(op, f"{depth} channels in, {channels} out")
+    o = op.options
+    rows = shapes.window(op, o["padding"], height, o["filter_height"], o["stride_h"], 1, out_height)
+    cols = shapes.window(op, o["padding"], width, o["filter_width"], o["stride_w"], 1, out_width)
+    low, high = fixedpoint.activation_range(op.activation, float(out.scales[0]), int(out.zero_points[0]))
+    return Pool(rows, cols, low, high)
+
+
+def apply(layer: Pool, x: np.ndarray) -> np.ndarray:
+    """int8 [B, H, W, C] -> int8 [B, OH, OW, C]."""
+    count = shapes.taps_inside(layer.rows, layer.cols).sum(axis=(2, 3)).astype(np.int64)[None, :, :, None]
+
+    def means(rows: np.ndarray) -> np.ndarray:
+        total = shapes.windows(np.asarray(rows, dtype=np.int64), layer.rows, layer.cols, 0).sum(axis=(4, 5))
+        # C's division truncates toward zero: (acc +- count / 2) / count rounds halves away from zero
+        nudged = np.where(total > 0, total + count // 2, total - count // 2)
+        return np.sign(nudged) * (np.abs(nudged) // count)
+
+    taps = layer.rows.out * layer.cols.out * layer.rows.filter * layer.cols.filter * x.shape[-1]
+    return np.clip(shapes.chunked(x, taps, means), layer.act_min, layer.act_max).astype(np.int8)
