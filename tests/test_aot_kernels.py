@@ -19,7 +19,8 @@ import pytest
 
 from pipeline.emit import aot
 from pipeline.int8 import reference
-from pipeline.int8.reference import FullyConnected
+from pipeline.int8.ops import fully_connected, reshape
+from pipeline.int8.ops.fully_connected import FullyConnected
 from aot_harness import CC, FIRMWARE, HARNESS, WARNINGS
 
 ACLE_ON_HOST = r"""
@@ -100,7 +101,7 @@ def run_host(folder: Path, codes: np.ndarray, simd: bool) -> np.ndarray:
 def expected(layers: list[FullyConnected], codes: np.ndarray) -> np.ndarray:
     x = codes
     for layer in layers:
-        x = reference.fully_connected(layer, x)
+        x = fully_connected.apply(layer, x)
     return x
 
 
@@ -219,9 +220,9 @@ def test_qemu_smlad_path_agrees_with_the_reference(shape: str) -> None:
 @pytest.mark.skipif(CC is None, reason="no C compiler")
 def test_a_model_of_reshapes_only_copies_its_input(tmp_path: Path) -> None:
     """RESHAPEs have no step among other ops; alone, the model's output is its input."""
-    header = aot.header([reference.Reshape(6), reference.Reshape(6)])
+    header = aot.header([reshape.Reshape(6), reshape.Reshape(6)])
     assert "LAYER##_COPY(6)" in header and "#define MODEL_AOT_LAYER_COUNT 1\n" in header
-    chained = aot.header([reference.Reshape(6), *random_chain(1, (6, 3), **KINDS["per-tensor"])])
+    chained = aot.header([reshape.Reshape(6), *random_chain(1, (6, 3), **KINDS["per-tensor"])])
     assert "_COPY" not in chained and "#define MODEL_AOT_LAYER_COUNT 1\n" in chained
     (tmp_path / "model_aot.h").write_text(header)
     (tmp_path / "model_info.h").write_text("#define MODEL_INPUT_COUNT 6\n#define MODEL_OUTPUT_COUNT 6\n")

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.int8 import oracle
 from pipeline.int8 import reference
+from pipeline.int8.ops import softmax
 from pipeline.int8 import tflite_model
 from test_aot import CC, run_aot
 from toolchains import tflm_root
@@ -56,7 +57,7 @@ def test_dense_then_lookup_op_on_every_input_code(activation, gain, tmp_path):
 def test_softmax_on_random_tied_and_saturated_logits(classes, input_range, tmp_path):
     model = trained.activation_tflite("softmax", classes, input_range)
     layer, = reference.lower(tflite_model.read(model))
-    assert isinstance(layer, reference.Softmax)
+    assert isinstance(layer, softmax.Softmax)
     if input_range == (-100.0, 100.0):
         assert layer.diff_min > -255  # some logit differences are left out of the sum
     codes = trained.logit_codes(classes, count=2000, seed=classes)
@@ -93,7 +94,7 @@ def test_classifier_on_random_inputs(inputs, hidden, classes, activation, gain, 
 
 
 def test_softmax_over_too_many_classes_is_refused():
-    parsed = tflite_model.read(trained.activation_tflite("softmax", reference.SOFTMAX_MAX_CLASSES + 1))
+    parsed = tflite_model.read(trained.activation_tflite("softmax", softmax.SOFTMAX_MAX_CLASSES + 1))
     with pytest.raises(reference.UnsupportedModelError, match=r"op 0 SOFTMAX: 512 classes, at most 511"):
         reference.lower(parsed)
 

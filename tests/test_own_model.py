@@ -325,11 +325,30 @@ def test_an_input_column_of_few_codes_is_warned_about():
 
 
 def test_a_model_the_reference_cannot_compute_is_compared_with_nothing_and_says_so(made, capsys):
-    """A Conv1D model (TFLM only, for now): the check line says `not compared`, never `0 mismatches`,
-    and report.json records null."""
+    """A model with LEAKY_RELU (the board's TFLM has it, the reference not): the check line says `not
+    compared`, never `0 mismatches`, and report.json records null."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(6), keras.layers.LeakyReLU(negative_slope=0.2),
+                              keras.layers.Dense(2)])
+    path = made["folder"] / "leaky.keras"
+    model.save(path)
+    out = made["folder"] / "leaky"
+    assert build.main(["--no-footprint", "--keras", str(path), "--data", str(made["inputs"]), "--tolerance-lsb", "1e6",
+                       "--out", str(out / "model"), "--report-dir", str(out / "report")]) == 0
+    check_line, = [line for line in capsys.readouterr().out.splitlines() if line.startswith("check: ")]
+    assert "; not compared: the integer reference does not compute this model (op " in check_line
+    assert "LEAKY_RELU" in check_line and "mismatch" not in check_line
+    check = json.loads((out / "report" / "report.json").read_text())["check"]
+    assert check["mismatches"] is None and check["reference"].startswith("does not compute this model")
+    assert "not compared" in (out / "report" / "report.md").read_text()
+
+
+def test_a_conv1d_model_is_compared_with_the_reference(made, capsys):
+    """Keras' Conv1D (EXPAND_DIMS or RESHAPE around CONV_2D): TFLM and the reference agree on every
+    swept row, and the build says so; the AOT engine is refused by name until it has the kernels."""
     keras.utils.set_random_seed(2)
     model = keras.Sequential([keras.Input((20, 3)), keras.layers.Conv1D(4, 3, activation="relu"),
-                              keras.layers.Flatten(), keras.layers.Dense(2)])
+                              keras.layers.MaxPooling1D(2), keras.layers.Flatten(), keras.layers.Dense(2)])
     path = made["folder"] / "conv1d.keras"
     model.save(path)
     rows = made["folder"] / "windows60.csv"
@@ -338,8 +357,6 @@ def test_a_model_the_reference_cannot_compute_is_compared_with_nothing_and_says_
     assert build.main(["--no-footprint", "--keras", str(path), "--data", str(rows), "--tolerance-lsb", "1e6",
                        "--out", str(out / "model"), "--report-dir", str(out / "report")]) == 0
     check_line, = [line for line in capsys.readouterr().out.splitlines() if line.startswith("check: ")]
-    assert "; not compared: the integer reference does not compute this model (op " in check_line
-    assert "CONV_2D" in check_line and "mismatch" not in check_line
+    assert "vs the integer reference (the AOT engine's arithmetic) over 612 input rows: 0 mismatches" in check_line
     check = json.loads((out / "report" / "report.json").read_text())["check"]
-    assert check["mismatches"] is None and check["reference"].startswith("does not compute this model")
-    assert "not compared" in (out / "report" / "report.md").read_text()
+    assert check["mismatches"] == 0 and "CONV_2D" in json.loads((out / "report" / "report.json").read_text())["model"]["ops"]

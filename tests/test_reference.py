@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pipeline.int8 import oracle
-from pipeline.int8 import reference
+from pipeline.int8 import fixedpoint, reference
+from pipeline.int8.ops import fully_connected, lookup, reshape, softmax
 from pipeline.int8 import tflite_model
 import trained
 
@@ -13,22 +14,22 @@ needs_tflm = pytest.mark.skipif(not oracle.tflm_available(), reason="tflite-micr
 
 
 def test_quantize_multiplier_matches_tflm_definition():
-    assert reference.quantize_multiplier(0.0) == (0, 0)
-    assert reference.quantize_multiplier(0.5) == (1 << 30, 0)
-    assert reference.quantize_multiplier(1.0) == (1 << 30, 1)
-    assert reference.quantize_multiplier(0.75) == (3 << 29, 0)
-    q, shift = reference.quantize_multiplier(0.0123)
+    assert fixedpoint.quantize_multiplier(0.0) == (0, 0)
+    assert fixedpoint.quantize_multiplier(0.5) == (1 << 30, 0)
+    assert fixedpoint.quantize_multiplier(1.0) == (1 << 30, 1)
+    assert fixedpoint.quantize_multiplier(0.75) == (3 << 29, 0)
+    q, shift = fixedpoint.quantize_multiplier(0.0123)
     assert abs(q * 2.0**shift / 2**31 - 0.0123) < 1e-9
-    assert reference.quantize_multiplier(1e-12) == (0, 0)  # shift below -31 flushes to zero
+    assert fixedpoint.quantize_multiplier(1e-12) == (0, 0)  # shift below -31 flushes to zero
 
 
 def test_rounding_steps_match_tflm():
     # RoundingDivideByPOT: halves away from zero.
-    assert reference.rounding_divide_by_pot(np.array([5, -5, 6, -6, 7, -7]), 1).tolist() == [3, -3, 3, -3, 4, -4]
+    assert fixedpoint.rounding_divide_by_pot(np.array([5, -5, 6, -6, 7, -7]), 1).tolist() == [3, -3, 3, -3, 4, -4]
     # SaturatingRoundingDoublingHighMul: nudge 2^30, or 1 - 2^30 below zero, then truncation,
     # so 1.5 -> 2 but -1.5 -> -1; and the one overflowing product saturates.
-    assert reference.saturating_rounding_doubling_high_mul(np.array([-(2**31)]), -(2**31)).tolist() == [2**31 - 1]
-    assert reference.saturating_rounding_doubling_high_mul(np.array([3, -3, 5, -5]), 1 << 30).tolist() == [2, -1, 3, -2]
+    assert fixedpoint.saturating_rounding_doubling_high_mul(np.array([-(2**31)]), -(2**31)).tolist() == [2**31 - 1]
+    assert fixedpoint.saturating_rounding_doubling_high_mul(np.array([3, -3, 5, -5]), 1 << 30).tolist() == [2, -1, 3, -2]
 
 
 @needs_tflm
@@ -74,19 +75,19 @@ def test_fixed_point_functions_at_known_points():
     """gemmlowp's exp, logistic, tanh and reciprocal: exact at their special points, and within 1e-6 of
     the real function elsewhere (the kernels' own accuracy; an int8 step is 1/256)."""
     q31 = 2.0**31
-    assert reference.exp_on_negative_values(np.array([0]), 5).tolist() == [2**31 - 1]
-    assert reference.fixed_logistic(np.array([0]), 4).tolist() == [2**30]
-    assert reference.fixed_tanh(np.array([0]), 4).tolist() == [0]
+    assert fixedpoint.exp_on_negative_values(np.array([0]), 5).tolist() == [2**31 - 1]
+    assert fixedpoint.fixed_logistic(np.array([0]), 4).tolist() == [2**30]
+    assert fixedpoint.fixed_tanh(np.array([0]), 4).tolist() == [0]
     for bits in (4, 5):
         a = -np.arange(0, 2**(31 - bits + 3), 2**(31 - bits - 6))
-        np.testing.assert_allclose(reference.exp_on_negative_values(a, bits) / q31,
+        np.testing.assert_allclose(fixedpoint.exp_on_negative_values(a, bits) / q31,
                                    np.exp(a / 2.0**(31 - bits)), atol=1e-6)
     x = np.arange(-2**30, 2**30, 2**22)
-    np.testing.assert_allclose(reference.fixed_logistic(x, 4) / q31, 1 / (1 + np.exp(-x / 2.0**27)), atol=1e-6)
-    np.testing.assert_allclose(reference.fixed_tanh(x, 4) / q31, np.tanh(x / 2.0**27), atol=1e-6)
-    np.testing.assert_array_equal(reference.fixed_tanh(-x, 4), -reference.fixed_tanh(x, 4))
+    np.testing.assert_allclose(fixedpoint.fixed_logistic(x, 4) / q31, 1 / (1 + np.exp(-x / 2.0**27)), atol=1e-6)
+    np.testing.assert_allclose(fixedpoint.fixed_tanh(x, 4) / q31, np.tanh(x / 2.0**27), atol=1e-6)
+    np.testing.assert_array_equal(fixedpoint.fixed_tanh(-x, 4), -fixedpoint.fixed_tanh(x, 4))
     y = np.arange(0, 2**31 - 2**22, 2**22)
-    np.testing.assert_allclose(reference.one_over_one_plus_x(y) / q31, 1 / (1 + y / q31), atol=1e-8)
+    np.testing.assert_allclose(fixedpoint.one_over_one_plus_x(y) / q31, 1 / (1 + y / q31), atol=1e-8)
 
 
 @needs_tflm
@@ -94,7 +95,7 @@ def test_chains_with_logistic_tanh_and_softmax_bit_exact():
     for model in (trained.classifier_tflite(1, (8,), 3, "sigmoid"), trained.classifier_tflite(1, (8,), 4, "tanh")):
         parsed = tflite_model.read(model)
         assert [type(layer) for layer in reference.lower(parsed)] == [
-            reference.FullyConnected, reference.Lookup, reference.FullyConnected, reference.Softmax]
+            fully_connected.FullyConnected, lookup.Lookup, fully_connected.FullyConnected, softmax.Softmax]
         codes = trained.all_codes()
         np.testing.assert_array_equal(reference.run(parsed, codes), oracle.tflm_outputs(model, codes))
 
@@ -104,7 +105,7 @@ def test_softmax_prepare_matches_tflm_definition():
     parsed = tflite_model.read(trained.activation_tflite("softmax", 4, (-3.0, 5.0)))
     layer, = reference.lower(parsed)
     real = float(parsed.input.scales[0]) * 2**26
-    assert (layer.input_multiplier, layer.input_left_shift) == reference.quantize_multiplier(real)
+    assert (layer.input_multiplier, layer.input_left_shift) == fixedpoint.quantize_multiplier(real)
     assert layer.diff_min == -((31 << 26) >> layer.input_left_shift)
     table = layer.exp_table
     assert table[0] == 2**31 - 1 and np.all(np.diff(table.astype(np.int64)) <= 0) and table[-1] > 0
@@ -179,8 +180,8 @@ def test_multiplier_above_one_shifts_left_in_int32_as_tflm(left_shift, tmp_path)
     wraps = (shifted > 2**31 - 1) | (shifted < -(2**31))
     if left_shift >= 12:  # the case is reached, and the int64 arithmetic would answer otherwise there
         assert wraps.any()
-        unwrapped = reference.rounding_divide_by_pot(
-            reference.saturating_rounding_doubling_high_mul(shifted, patched.multipliers[0]), 0)
+        unwrapped = fixedpoint.rounding_divide_by_pot(
+            fixedpoint.saturating_rounding_doubling_high_mul(shifted, patched.multipliers[0]), 0)
         old = np.clip(unwrapped + patched.output_offset, patched.act_min, patched.act_max)
         assert np.any(old[wraps[:, 0]] != expected[wraps[:, 0]])
 
@@ -216,4 +217,4 @@ def test_reshape_that_requantizes_is_refused_by_name():
         reference.lower(model)
     same = TfliteModel([tensors[0], Tensor(1, "out", (1, 4), "INT8", np.array([0.1]), np.array([3]), None)],
                        model.operators, (0,), (1,))
-    assert reference.lower(same) == [reference.Reshape(4)]
+    assert reference.lower(same) == [reshape.Reshape(4)]

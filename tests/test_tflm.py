@@ -209,3 +209,46 @@ def test_the_library_is_compiled_once_per_target_and_tree(models):
     keys = [json.loads((BUILD_ROOT / "tflm" / f / "key.json").read_text()) for f in folders]
     mine = [k["target"] for k in keys if k["tree"] == str(tflm_root().resolve())]
     assert len(mine) == len(set(mine))  # one folder per target for this tree
+
+
+def _board_models() -> dict[str, bytes]:
+    """One-op models of every op the reference computes beyond dense layers, written from seeded integers."""
+    import op_models
+    import test_op_shapes
+    return {
+        "conv-relu6-stride2": op_models.conv(1, 9, 8, 3, 4, kernel=(3, 3), stride=(2, 2), activation="RELU6"),
+        "conv-per-tensor-valid": op_models.conv(2, 7, 5, 2, 3, padding="VALID", per_channel=False),
+        "depthwise-multiplier-2": op_models.conv(3, 6, 5, 2, 4, depthwise=True),
+        "average-pool-same": op_models.pool("AVERAGE_POOL_2D", 4, 7, 9, 2, (3, 3), (2, 2), "SAME"),
+        "max-pool": op_models.pool("MAX_POOL_2D", 5, 6, 6, 3, (2, 2), (2, 2), "VALID"),
+        "add-broadcast": op_models.elementwise("ADD", 6, (1, 4, 3, 6), second="pixel"),
+        "mul": op_models.elementwise("MUL", 7, (1, 3, 4, 2)),
+        "mean-rescaled": test_op_shapes.mean_model(8, (1, 5, 4, 6), (1, 2), False, False),
+        "mean-same-quantization": test_op_shapes.mean_model(9, (1, 4, 4, 3), (1, 2), False, True),
+    }
+
+
+@pytest.mark.parametrize("target", ["native", "qemu"])
+def test_the_board_library_computes_what_the_reference_says_it_does(target, tmp_path):
+    """Each op on the board's own library (CMSIS-NN's convolutions, pooling, ADD and MUL on the M4; its
+    older MEAN) answers exactly what the integer reference computes for the board (board=True): the
+    runtime's answers, or, where the older library computes otherwise (MEAN), its own."""
+    _tools(target)
+    import op_models
+    from pipeline.emit import sources as emit
+    for name, model in _board_models().items():
+        parsed = tflite_model.read(model)
+        folder = tmp_path / name
+        folder.mkdir()
+        facts = emit.facts(parsed, name, (-1.0, 1.0), oracle.arena_bytes(model), None)
+        for file, content in emit.sources(model, parsed, facts, {"codes": [], "float": None}, engine="tflm").items():
+            (folder / file).write_bytes(content)
+        codes = op_models.rows(model, count=100)
+        with emulated_device(target, tflm_root=tflm_root(), model_dir=folder, timeout=120.0,
+                             build_dir=BUILD_ROOT / f"{target}-tflm-ops") as port, Device(port, timeout=30) as device:
+            answers = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8).reshape(len(codes), -1)
+        board = reference.run(parsed, codes, board=True)
+        differ = int(np.any(answers != board, axis=1).sum())
+        assert differ == 0, f"{name}: {differ} of {len(codes)} rows differ from the reference's board answers"
+        if name.startswith("mean"):  # the older library's MEAN parts from the runtime's, and the board follows it
+            assert np.any(board != reference.run(parsed, codes))

@@ -31,11 +31,12 @@ class Tensor:
     quantized_dimension: int = 0
 
 
-def tensor(name: str, shape: Sequence[int], scale: float | Sequence[float], zero_point: int | Sequence[int],
+def tensor(name: str, shape: Sequence[int], scale: float | Sequence[float] | None, zero_point: int | Sequence[int],
            data: np.ndarray | None = None, dtype: str = "INT8", quantized_dimension: int = 0) -> Tensor:
-    """A tensor; scale and zero_point are one value (per tensor) or one per channel."""
-    scales = tuple(float(s) for s in np.atleast_1d(scale))
-    zps = tuple(int(z) for z in np.atleast_1d(zero_point))
+    """A tensor; scale and zero_point are one value (per tensor) or one per channel; scale None: not
+    quantized (an INT32 shape, axis or paddings tensor)."""
+    scales = () if scale is None else tuple(float(s) for s in np.atleast_1d(scale))
+    zps = () if scale is None else tuple(int(z) for z in np.atleast_1d(zero_point))
     if len(zps) == 1 and len(scales) > 1:
         zps = zps * len(scales)
     return Tensor(name, tuple(int(d) for d in shape), scales, zps, data, dtype, quantized_dimension)
@@ -60,6 +61,99 @@ def fully_connected(x: int, weights: int, bias: int, y: int, activation: str = "
         return tflite.FullyConnectedOptionsEnd(b)
     return Op(tflite.BuiltinOperator.FULLY_CONNECTED, (x, weights, bias), (y,),
               tflite.BuiltinOptions.FullyConnectedOptions, options)
+
+
+PADDINGS = {"SAME": tflite.Padding.SAME, "VALID": tflite.Padding.VALID}
+
+
+def conv_2d(x: int, weights: int, bias: int, y: int, padding: str = "SAME", stride: tuple[int, int] = (1, 1),
+            dilation: tuple[int, int] = (1, 1), activation: str = "NONE") -> Op:
+    def options(b: flatbuffers.Builder) -> int:
+        tflite.Conv2DOptionsStart(b)
+        tflite.Conv2DOptionsAddPadding(b, PADDINGS[padding])
+        tflite.Conv2DOptionsAddStrideH(b, stride[0])
+        tflite.Conv2DOptionsAddStrideW(b, stride[1])
+        tflite.Conv2DOptionsAddDilationHFactor(b, dilation[0])
+        tflite.Conv2DOptionsAddDilationWFactor(b, dilation[1])
+        tflite.Conv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[activation])
+        return tflite.Conv2DOptionsEnd(b)
+    return Op(tflite.BuiltinOperator.CONV_2D, (x, weights, bias), (y,), tflite.BuiltinOptions.Conv2DOptions, options)
+
+
+def depthwise_conv_2d(x: int, weights: int, bias: int, y: int, multiplier: int, padding: str = "SAME",
+                      stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
+                      activation: str = "NONE") -> Op:
+    def options(b: flatbuffers.Builder) -> int:
+        tflite.DepthwiseConv2DOptionsStart(b)
+        tflite.DepthwiseConv2DOptionsAddPadding(b, PADDINGS[padding])
+        tflite.DepthwiseConv2DOptionsAddStrideH(b, stride[0])
+        tflite.DepthwiseConv2DOptionsAddStrideW(b, stride[1])
+        tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, multiplier)
+        tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, dilation[0])
+        tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, dilation[1])
+        tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[activation])
+        return tflite.DepthwiseConv2DOptionsEnd(b)
+    return Op(tflite.BuiltinOperator.DEPTHWISE_CONV_2D, (x, weights, bias), (y,),
+              tflite.BuiltinOptions.DepthwiseConv2DOptions, options)
+
+
+def pool_2d(kind: str, x: int, y: int, filter_size: tuple[int, int], padding: str = "VALID",
+            stride: tuple[int, int] = (1, 1), activation: str = "NONE") -> Op:
+    """kind: AVERAGE_POOL_2D or MAX_POOL_2D."""
+    def options(b: flatbuffers.Builder) -> int:
+        tflite.Pool2DOptionsStart(b)
+        tflite.Pool2DOptionsAddPadding(b, PADDINGS[padding])
+        tflite.Pool2DOptionsAddStrideH(b, stride[0])
+        tflite.Pool2DOptionsAddStrideW(b, stride[1])
+        tflite.Pool2DOptionsAddFilterHeight(b, filter_size[0])
+        tflite.Pool2DOptionsAddFilterWidth(b, filter_size[1])
+        tflite.Pool2DOptionsAddFusedActivationFunction(b, ACTIVATIONS[activation])
+        return tflite.Pool2DOptionsEnd(b)
+    return Op(getattr(tflite.BuiltinOperator, kind), (x,), (y,), tflite.BuiltinOptions.Pool2DOptions, options)
+
+
+def elementwise(kind: str, a: int, b_: int, y: int, activation: str = "NONE") -> Op:
+    """kind: ADD or MUL."""
+    start, add_activation, end = {"ADD": (tflite.AddOptionsStart, tflite.AddOptionsAddFusedActivationFunction,
+                                          tflite.AddOptionsEnd),
+                                  "MUL": (tflite.MulOptionsStart, tflite.MulOptionsAddFusedActivationFunction,
+                                          tflite.MulOptionsEnd)}[kind]
+
+    def options(b: flatbuffers.Builder) -> int:
+        start(b)
+        add_activation(b, ACTIVATIONS[activation])
+        return end(b)
+    return Op(getattr(tflite.BuiltinOperator, kind), (a, b_), (y,),
+              getattr(tflite.BuiltinOptions, f"{kind.capitalize()}Options"), options)
+
+
+def mean(x: int, axis: int, y: int, keep_dims: bool) -> Op:
+    def options(b: flatbuffers.Builder) -> int:
+        tflite.ReducerOptionsStart(b)
+        tflite.ReducerOptionsAddKeepDims(b, keep_dims)
+        return tflite.ReducerOptionsEnd(b)
+    return Op(tflite.BuiltinOperator.MEAN, (x, axis), (y,), tflite.BuiltinOptions.ReducerOptions, options)
+
+
+def pad(x: int, paddings: int, y: int) -> Op:
+    return Op(tflite.BuiltinOperator.PAD, (x, paddings), (y,))
+
+
+def concatenation(inputs: Sequence[int], y: int, axis: int) -> Op:
+    def options(b: flatbuffers.Builder) -> int:
+        tflite.ConcatenationOptionsStart(b)
+        tflite.ConcatenationOptionsAddAxis(b, axis)
+        return tflite.ConcatenationOptionsEnd(b)
+    return Op(tflite.BuiltinOperator.CONCATENATION, tuple(inputs), (y,), tflite.BuiltinOptions.ConcatenationOptions,
+              options)
+
+
+def reshape(x: int, shape: int, y: int) -> Op:
+    return Op(tflite.BuiltinOperator.RESHAPE, (x, shape), (y,))
+
+
+def expand_dims(x: int, axis: int, y: int) -> Op:
+    return Op(tflite.BuiltinOperator.EXPAND_DIMS, (x, axis), (y,))
 
 
 def softmax(x: int, y: int, beta: float = 1.0) -> Op:
@@ -120,19 +214,22 @@ def write(tensors: Sequence[Tensor], ops: Sequence[Op], inputs: Sequence[int], o
     for k, t in enumerate(tensors):
         name = b.CreateString(t.name)
         shape = _vector(b, tflite.TensorStartShapeVector, t.shape, b.PrependInt32)
-        scales = _vector(b, tflite.QuantizationParametersStartScaleVector, t.scales, b.PrependFloat32)
-        zps = _vector(b, tflite.QuantizationParametersStartZeroPointVector, t.zero_points, b.PrependInt64)
-        tflite.QuantizationParametersStart(b)
-        tflite.QuantizationParametersAddScale(b, scales)
-        tflite.QuantizationParametersAddZeroPoint(b, zps)
-        tflite.QuantizationParametersAddQuantizedDimension(b, t.quantized_dimension)
-        quantization = tflite.QuantizationParametersEnd(b)
+        quantization = None
+        if t.scales:
+            scales = _vector(b, tflite.QuantizationParametersStartScaleVector, t.scales, b.PrependFloat32)
+            zps = _vector(b, tflite.QuantizationParametersStartZeroPointVector, t.zero_points, b.PrependInt64)
+            tflite.QuantizationParametersStart(b)
+            tflite.QuantizationParametersAddScale(b, scales)
+            tflite.QuantizationParametersAddZeroPoint(b, zps)
+            tflite.QuantizationParametersAddQuantizedDimension(b, t.quantized_dimension)
+            quantization = tflite.QuantizationParametersEnd(b)
         tflite.TensorStart(b)
         tflite.TensorAddShape(b, shape)
         tflite.TensorAddType(b, _DTYPES[t.dtype][0])
         tflite.TensorAddBuffer(b, k + 1)
         tflite.TensorAddName(b, name)
-        tflite.TensorAddQuantization(b, quantization)
+        if quantization is not None:
+            tflite.TensorAddQuantization(b, quantization)
         tensor_offsets.append(tflite.TensorEnd(b))
     codes = sorted({op.code for op in ops})
     op_offsets = []
