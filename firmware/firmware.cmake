@@ -37,7 +37,8 @@ set(TINYML_AOT_SOURCES "${TINYML_FW}/engines/engine_aot.c")
 
 function(tinyml_add_libraries kind)
   add_library(tinyml_headers INTERFACE)
-  target_include_directories(tinyml_headers INTERFACE "${TINYML_FW}/core" "${TINYML_MODEL_DIR}")
+  # engines/: the AOT kernels (aot/<op>.h) that the emitted model_aot.h includes
+  target_include_directories(tinyml_headers INTERFACE "${TINYML_FW}/core" "${TINYML_MODEL_DIR}" "${TINYML_FW}/engines")
 
   add_library(tinyml_core ${kind} ${TINYML_CORE_SOURCES})
   target_link_libraries(tinyml_core PUBLIC tinyml_headers)

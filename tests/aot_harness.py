@@ -3,6 +3,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from pipeline.emit import aot
+from pipeline.int8.ops import fully_connected, reshape
+from pipeline.int8.reference import Step
+from pipeline.int8.tflite_model import Operator, Tensor
 
 CC = shutil.which("cc") or shutil.which("gcc")
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
@@ -25,3 +33,19 @@ int main(void) {
   }
 }
 """
+
+
+def chain_header(layers: Sequence[Any]) -> str:
+    """model_aot.h for layers the tests drew themselves (FULLY_CONNECTED, RESHAPE), in a chain from the
+    model's input (tensor 0) to its output: the emitter and planner the build uses, over tensors made
+    here to fit them."""
+    def width(layer: Any, side: int) -> int:
+        if isinstance(layer, reshape.Reshape):
+            return layer.units
+        return int(layer.weights.shape[1 - side])
+
+    sizes = [width(layers[0], 0)] + [width(layer, 1) for layer in layers]
+    tensors = [Tensor(k, f"t{k}", (1, n), "INT8", np.array([1.0]), np.array([0]), None) for k, n in enumerate(sizes)]
+    steps = [Step(Operator(k, "RESHAPE" if isinstance(layer, reshape.Reshape) else fully_connected.NAMES[0], (k,),
+                           (k + 1,), "NONE"), layer, (k,), k + 1) for k, layer in enumerate(layers)]
+    return aot.emit(steps, tensors, 0, len(layers))

@@ -4,6 +4,7 @@ row, bit for bit (and, where the AOT engine has the op's kernel, so does its hos
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -99,11 +100,20 @@ def rows(model: bytes, count: int = 64, seed: int = 3) -> np.ndarray:
     return np.vstack([random, np.full((1, width), -128, np.int8), np.full((1, width), 127, np.int8)])
 
 
-def assert_reference_matches_runtime(model: bytes, codes: np.ndarray) -> np.ndarray:
-    """The reference equals the runtime on every row; returns the runtime's answers."""
+def assert_reference_matches_runtime(model: bytes, codes: np.ndarray, folder: Path | None = None) -> np.ndarray:
+    """The reference equals the runtime on every row, and so does the AOT engine's host build (with
+    UBSan; in `folder`) where given one; returns the runtime's answers."""
     expected = oracle.tflm_outputs(model, codes)
     actual = reference.run(tflite_model.read(model), codes)
-    differ = np.flatnonzero(np.any(actual != expected, axis=1))
-    assert differ.size == 0, (f"{differ.size} of {len(codes)} rows differ; first row {int(differ[0])}: runtime "
-                              f"{expected[differ[0]][:12].tolist()}, reference {actual[differ[0]][:12].tolist()}")
+    _same(expected, actual, "reference")
+    if folder is not None:
+        from test_aot import run_aot
+        assert reference.aot_refusal(tflite_model.read(model)) is None
+        _same(expected, run_aot(model, codes, folder), "AOT engine")
     return expected
+
+
+def _same(expected: np.ndarray, actual: np.ndarray, who: str) -> None:
+    differ = np.flatnonzero(np.any(actual != expected, axis=1))
+    assert differ.size == 0, (f"{who}: {differ.size} of {len(expected)} rows differ; first row {int(differ[0])}: runtime "
+                              f"{expected[differ[0]][:12].tolist()}, {who} {actual[differ[0]][:12].tolist()}")

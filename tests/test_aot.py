@@ -23,7 +23,7 @@ def run_aot(model: bytes, codes: np.ndarray, folder: Path) -> np.ndarray:
     (folder / "harness.c").write_text(HARNESS)
     exe = folder / "aot"
     built = subprocess.run([CC, "-std=c99", "-O2", *WARNINGS, "-fsanitize=undefined", "-fno-sanitize-recover",
-                            "-I", str(folder), "-I", str(FIRMWARE / "core"), str(FIRMWARE / "engines" / "engine_aot.c"),
+                            "-I", str(folder), "-I", str(FIRMWARE / "core"), "-I", str(FIRMWARE / "engines"), str(FIRMWARE / "engines" / "engine_aot.c"),
                             str(folder / "harness.c"), "-o", str(exe)],
                            capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
@@ -76,13 +76,20 @@ def test_aot_matches_oracle_with_logistic_tanh_softmax(make, tmp_path):
     np.testing.assert_array_equal(run_aot(model, codes, tmp_path), expected)
 
 
-def test_header_of_a_fully_connected_chain_keeps_its_form():
-    """Only models with other ops get the entry kinds and counts: the seed models' tables, layer list and
-    so machine code stay as they were."""
+def test_header_includes_its_kernels_and_plans_its_tensors():
+    """model_aot.h includes the kernels of the model's ops only, and the plan puts its tensors in the
+    arena: the two-layer model's 2 hidden values in 4 bytes; the tanh classifier's TANH over its own
+    input (in place), then the dense layer beside it, the softmax into the caller's output."""
     from pipeline.emit import aot
-    plain = aot.header(reference.lower(tflite_model.read(trained.tflite((2,)))))
-    assert "_LOOKUP" not in plain and "_SOFTMAX" not in plain and "MODEL_AOT_FC_COUNT" not in plain
-    assert "#define MODEL_AOT_LAYER_COUNT 2\n#define MODEL_AOT_MAX_UNITS 2 " in plain
-    mixed = aot.header(reference.lower(tflite_model.read(trained.classifier_tflite(1, (8,), 3, "tanh"))))
-    assert "LAYER##_LOOKUP(8, model_aot_t1) \\\n  LAYER(8, 3, model_aot_w2" in mixed
-    assert "LAYER##_SOFTMAX(3, model_aot_e3, " in mixed and "#define MODEL_AOT_FC_COUNT 2 " in mixed
+    plain = aot.header(tflite_model.read(trained.tflite((2,))))
+    assert '#include "aot/fully_connected.h"\n\n' in plain and "aot/lookup.h" not in plain
+    assert "#define MODEL_AOT_ARENA_BYTES 4 " in plain
+    assert "aot_fully_connected(&model_aot_op0, input, arena + 0);" in plain
+    assert "aot_fully_connected(&model_aot_op1, arena + 0, output);" in plain
+    mixed = aot.header(tflite_model.read(trained.classifier_tflite(1, (8,), 3, "tanh")))
+    for kernel in ("fully_connected", "lookup", "softmax"):
+        assert f'#include "aot/{kernel}.h"' in mixed
+    assert "aot_lookup(&model_aot_op1, arena + 0, arena + 0);" in mixed
+    assert "aot_fully_connected(&model_aot_op2, arena + 0, arena + 8);" in mixed
+    assert "aot_softmax(&model_aot_op3, arena + 8, output);" in mixed
+    assert "#define MODEL_AOT_ARENA_BYTES 12 " in mixed

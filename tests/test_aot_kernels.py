@@ -21,7 +21,7 @@ from pipeline.emit import aot
 from pipeline.int8 import reference
 from pipeline.int8.ops import fully_connected, reshape
 from pipeline.int8.ops.fully_connected import FullyConnected
-from aot_harness import CC, FIRMWARE, HARNESS, WARNINGS
+from aot_harness import CC, FIRMWARE, HARNESS, WARNINGS, chain_header
 
 ACLE_ON_HOST = r"""
 /* ACLE's SMLAD and SXTB16, as the Arm architecture defines them, for a host build of the M4 path. */
@@ -76,7 +76,7 @@ def random_chain(seed: int, widths: tuple[int, ...], **kinds: bool) -> list[Full
 
 def model_dir(layers: list[FullyConnected], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model_aot.h").write_text(aot.header(layers))
+    (folder / "model_aot.h").write_text(chain_header(layers))
     (folder / "model_info.h").write_text(f"#define MODEL_INPUT_COUNT {layers[0].weights.shape[1]}\n"
                                          f"#define MODEL_OUTPUT_COUNT {layers[-1].weights.shape[0]}\n")
     (folder / "harness.c").write_text(HARNESS)
@@ -88,7 +88,7 @@ def run_host(folder: Path, codes: np.ndarray, simd: bool) -> np.ndarray:
     exe = folder / ("aot-simd" if simd else "aot-portable")
     extra = ["-DAOT_SIMD=1", "-include", str(folder / "acle_on_host.h")] if simd else ["-DAOT_SIMD=0"]
     built = subprocess.run([CC, "-std=c99", "-O2", *WARNINGS, "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                            *extra, "-I", str(folder), "-I", str(FIRMWARE / "core"),
+                            *extra, "-I", str(folder), "-I", str(FIRMWARE / "core"), "-I", str(FIRMWARE / "engines"),
                             str(FIRMWARE / "engines" / "engine_aot.c"), str(folder / "harness.c"), "-o", str(exe)],
                            capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
@@ -161,13 +161,14 @@ def test_packed_weights_order_and_folded_bias() -> None:
     """Word 2g holds inputs 4g and 4g + 2, word 2g + 1 inputs 4g + 1 and 4g + 3 (low half first); a last
     group of one input is one word; the input offset times the row's sum joins the bias, wrapped."""
     weights = np.array([[1, 2, 3, 4, 5, -6]], dtype=np.int8)
-    words = aot.packed_weights(weights)
+    words = fully_connected.packed_weights(weights)
     assert [[int(w) & 0xFFFFFFFF for w in row] for row in words] == [[1 | 3 << 16, 2 | 4 << 16, 5, 0xFFFA]]
-    assert aot.words_per_row(5) == 3 and aot.words_per_row(6) == 4 and aot.words_per_row(8) == 4
-    assert aot.packed_weights(np.ones((2, 5), dtype=np.int8)).shape == (2, 3)
+    assert fully_connected.words_per_row(5) == 3 and fully_connected.words_per_row(6) == 4
+    assert fully_connected.words_per_row(8) == 4
+    assert fully_connected.packed_weights(np.ones((2, 5), dtype=np.int8)).shape == (2, 3)
     layer = FullyConnected(np.array([[127, 127]], dtype=np.int8), np.array([INT32_MAX], dtype=np.int32), 128, 0,
                            (1 << 30,), (0,), -128, 127, False)
-    assert aot.folded_bias(layer).tolist() == [INT32_MIN + 128 * 254 - 1]
+    assert fully_connected.folded_bias(layer).tolist() == [INT32_MIN + 128 * 254 - 1]
 
 
 # ---- the SMLAD path on the Cortex-M4 itself (QEMU) -------------------------------------------------
@@ -181,7 +182,7 @@ def qemu_model_dir(layers: list[FullyConnected], folder: Path, name: str) -> Pat
     from pipeline.emit import sources
     from pipeline.int8.description import ModelDescription
     folder.mkdir(parents=True, exist_ok=True)
-    header = aot.header(layers)
+    header = chain_header(layers)
     description = ModelDescription(
         inputs=int(layers[0].weights.shape[1]), outputs=int(layers[-1].weights.shape[0]), input_scale=0.5,
         input_zero_point=-int(layers[0].input_offset) if -128 <= -layers[0].input_offset <= 127 else 0,
@@ -219,11 +220,13 @@ def test_qemu_smlad_path_agrees_with_the_reference(shape: str) -> None:
 
 @pytest.mark.skipif(CC is None, reason="no C compiler")
 def test_a_model_of_reshapes_only_copies_its_input(tmp_path: Path) -> None:
-    """RESHAPEs have no step among other ops; alone, the model's output is its input."""
-    header = aot.header([reshape.Reshape(6), reshape.Reshape(6)])
-    assert "LAYER##_COPY(6)" in header and "#define MODEL_AOT_LAYER_COUNT 1\n" in header
-    chained = aot.header([reshape.Reshape(6), *random_chain(1, (6, 3), **KINDS["per-tensor"])])
-    assert "_COPY" not in chained and "#define MODEL_AOT_LAYER_COUNT 1\n" in chained
+    """RESHAPEs give their output their input's bytes; a model of nothing else, whose output would be
+    its input, copies it once (the last RESHAPE), and nothing else."""
+    header = chain_header([reshape.Reshape(6), reshape.Reshape(6)])
+    assert header.count("aot_reshape(&") == 1 and "its output is its input's bytes" in header
+    assert "#define MODEL_AOT_ARENA_BYTES 0 " in header
+    chained = chain_header([reshape.Reshape(6), *random_chain(1, (6, 3), **KINDS["per-tensor"])])
+    assert "aot_reshape(" not in chained and "aot_fully_connected(&model_aot_op1, input, output);" in chained
     (tmp_path / "model_aot.h").write_text(header)
     (tmp_path / "model_info.h").write_text("#define MODEL_INPUT_COUNT 6\n#define MODEL_OUTPUT_COUNT 6\n")
     (tmp_path / "harness.c").write_text(HARNESS)

@@ -33,9 +33,9 @@ CONV_CASES = {
 
 
 @pytest.mark.parametrize("name", list(CONV_CASES))
-def test_conv_2d(name):
+def test_conv_2d(name, tmp_path):
     model = op_models.conv(len(name), **CONV_CASES[name])
-    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model))
+    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model), tmp_path)
     if "saturating" in name:
         assert {-128, 127} <= set(np.unique(expected).tolist())
     parsed = tflite_model.read(model)
@@ -56,9 +56,9 @@ DEPTHWISE_CASES = {
 
 
 @pytest.mark.parametrize("name", list(DEPTHWISE_CASES))
-def test_depthwise_conv_2d(name):
+def test_depthwise_conv_2d(name, tmp_path):
     model = op_models.conv(100 + len(name), depthwise=True, **DEPTHWISE_CASES[name])
-    op_models.assert_reference_matches_runtime(model, op_models.rows(model))
+    op_models.assert_reference_matches_runtime(model, op_models.rows(model), tmp_path)
     assert tflite_model.read(model).ops == ["DEPTHWISE_CONV_2D"]
 
 

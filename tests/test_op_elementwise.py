@@ -30,17 +30,17 @@ ZERO_POINTS = {  # at the extremes, where the output still spans codes (a MUL of
 
 @pytest.mark.parametrize("kind", ["ADD", "MUL"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_elementwise(kind, name):
+def test_elementwise(kind, name, tmp_path):
     model = op_models.elementwise(kind, len(name), **CASES[name])
     parsed = tflite_model.read(model)
-    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model))
+    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model), tmp_path)
     assert parsed.ops[-1] == kind and len(set(expected.ravel().tolist())) > 3
     assert ops.macs_by_op(parsed)[kind] == math.prod(parsed.output.shape)
 
 
 @pytest.mark.parametrize("kind", ["ADD", "MUL"])
 @pytest.mark.parametrize("which", [0, 1, 2])
-def test_elementwise_zero_points_at_the_extremes(kind, which):
+def test_elementwise_zero_points_at_the_extremes(kind, which, tmp_path):
     model = op_models.elementwise(kind, 40 + which, (1, 2, 5, 2), zps=ZERO_POINTS[kind][which])
-    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model))
+    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model), tmp_path)
     assert len(set(expected.ravel().tolist())) > 3

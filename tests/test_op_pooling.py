@@ -24,9 +24,9 @@ CASES = {
 
 @pytest.mark.parametrize("kind", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_pool(kind, name):
+def test_pool(kind, name, tmp_path):
     model = op_models.pool(kind, len(name), **CASES[name])
-    op_models.assert_reference_matches_runtime(model, op_models.rows(model))
+    op_models.assert_reference_matches_runtime(model, op_models.rows(model), tmp_path)
     assert tflite_model.read(model).ops == [kind]
 
 

@@ -40,10 +40,10 @@ MEAN_CASES = {
 
 
 @pytest.mark.parametrize("name", list(MEAN_CASES))
-def test_mean(name):
+def test_mean(name, tmp_path):
     model = mean_model(len(name), **MEAN_CASES[name])
     codes = op_models.rows(model, count=200)
-    expected = op_models.assert_reference_matches_runtime(model, codes)
+    expected = op_models.assert_reference_matches_runtime(model, codes, tmp_path)
     assert len(np.unique(expected)) > 3
     board = reference.run(tflite_model.read(model), codes, board=True)
     assert board.shape == expected.shape  # the board's arithmetic, for the TFLM engine's expectations
@@ -59,19 +59,19 @@ def test_mean_on_the_board_truncates_where_the_runtime_rounds():
     assert reference.run(parsed, codes, board=True).tolist() == [[0]]
 
 
-def test_pad():
+def test_pad(tmp_path):
     rng = np.random.default_rng(5)
     scale, zp = 0.05, int(rng.integers(-100, 100))
     paddings = np.array([[0, 0], [1, 2], [2, 1], [0, 0]])
     model = w.write([w.tensor("input", (1, 3, 4, 2), scale, zp),
                      w.tensor("paddings", (4, 2), None, 0, paddings, "INT32"),
                      w.tensor("padded", (1, 6, 7, 2), scale, zp)], [w.pad(0, 1, 2)], [0], [2])
-    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model))
+    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model), tmp_path)
     assert np.all(expected.reshape(-1, 6, 7, 2)[:, 0] == zp)  # the border holds the zero point
 
 
 @pytest.mark.parametrize("axis", [3, 2, -1])
-def test_concatenation(axis):
+def test_concatenation(axis, tmp_path):
     """The input beside a depthwise convolution of it, in one quantization (TFLM's int8 kernel takes no other)."""
     rng = np.random.default_rng(axis + 10)
     scale, zp = 0.05, int(rng.integers(-100, 100))
@@ -82,10 +82,10 @@ def test_concatenation(axis):
                      w.tensor("dw", (1, 4, 5, 3), scale, zp),
                      w.tensor("joined", out_shape, scale, zp)],
                     [w.depthwise_conv_2d(0, 1, 2, 3, 1), w.concatenation([0, 3], 4, axis)], [0], [4])
-    op_models.assert_reference_matches_runtime(model, op_models.rows(model))
+    op_models.assert_reference_matches_runtime(model, op_models.rows(model), tmp_path)
 
 
-def test_conv1d_lowering():
+def test_conv1d_lowering(tmp_path):
     """[1, 20, 3] -> EXPAND_DIMS -> [1, 1, 20, 3] -> CONV_2D 1x5 -> [1, 1, 16, 4] -> RESHAPE -> [1, 64]."""
     rng = np.random.default_rng(8)
     model = w.write([w.tensor("window", (1, 20, 3), 0.04, -5),
@@ -101,5 +101,5 @@ def test_conv1d_lowering():
                     [w.expand_dims(0, 1, 2), w.conv_2d(2, 3, 4, 5, "VALID"), w.reshape(5, 6, 7)], [0], [7])
     parsed = tflite_model.read(model)
     assert parsed.ops == ["EXPAND_DIMS", "CONV_2D", "RESHAPE"]
-    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model))
+    expected = op_models.assert_reference_matches_runtime(model, op_models.rows(model), tmp_path)
     assert len(np.unique(expected)) > 20

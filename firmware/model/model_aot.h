@@ -5,28 +5,46 @@
 #include <stdint.h>
 
 #include "model_info.h"
+#include "aot/fully_connected.h"
 
-/* FULLY_CONNECTED 1 -> 1: weights as int16 pairs (1 words a row, see engine_aot.c), bias with the input offset 108 folded in, one multiplier and shift */
-static const int32_t model_aot_w0[1] = {
+#define MODEL_AOT_FORMAT 3 /* the tables' layout, as engine_aot.c reads it */
+#define MODEL_AOT_ARENA_BYTES 0 /* the tensors between the input and the output */
+
+static const int32_t model_aot_op0_w[1] = {
   127
 };
-static const int32_t model_aot_b0[1] = {
+static const int32_t model_aot_op0_b[1] = {
   12479
 };
-static const int32_t model_aot_m0[1] = {
+static const int32_t model_aot_op0_m[1] = {
   1082196518
 };
-static const int8_t model_aot_s0[1] = {
+static const int8_t model_aot_op0_s[1] = {
   -6
 };
+/* FULLY_CONNECTED 1 -> 1: weights as int16 pairs (1 words a row), bias with the input offset 108 folded in, one multiplier and shift */
+static const struct aot_fully_connected model_aot_op0 = {
+  .rows = 1,
+  .inputs = 1,
+  .units = 1,
+  .weights = model_aot_op0_w,
+  .bias = model_aot_op0_b,
+  .multipliers = model_aot_op0_m,
+  .shifts = model_aot_op0_s,
+  .per_channel = 0,
+  .output_offset = -99,
+  .act_min = -128,
+  .act_max = 127
+};
 
-/* FULLY_CONNECTED layers in call order, each reading the one before (the first: the
- * model's input); the last writes the model's output.
- * LAYER(inputs, units, weights, bias, multipliers, shifts, per_channel, output_offset, act_min, act_max) */
-#define MODEL_AOT_FORMAT 2 /* the tables' layout, as engine_aot.c reads it */
-#define MODEL_AOT_LAYER_COUNT 1
-#define MODEL_AOT_MAX_UNITS 1 /* the widest layer: the engine's scratch rows */
-#define MODEL_AOT_LAYERS(LAYER) \
-  LAYER(1, 1, model_aot_w0, model_aot_b0, model_aot_m0, model_aot_s0, 0, -99, -128, 127)
+/* The model: each op in order, reading and writing its tensors where the memory plan put them (the
+ * model's input and output are the caller's buffers, the rest the arena). */
+static inline __attribute__((always_inline)) void model_aot_run(const int8_t *input, int8_t *output,
+                                                                int8_t *arena) {
+  aot_fully_connected(&model_aot_op0, input, output); /* op 0 FULLY_CONNECTED */
+  (void)input;
+  (void)output;
+  (void)arena;
+}
 
 #endif

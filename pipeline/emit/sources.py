@@ -159,7 +159,7 @@ def sources(tflite: bytes, tfl: TfliteModel, f: ModelDescription, sweep: dict[st
         refusal_text = reference.aot_refusal(tfl)
         if refusal_text:
             raise reference.UnsupportedModelError(refusal_text)
-        aot_header = aot.header(reference.lower(tfl), note)
+        aot_header = aot.header(tfl, note)
     except reference.UnsupportedModelError as refusal:
         if engine == "aot":
             raise

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8 import fixedpoint
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("ADD",)
-AOT = False
+AOT = True
+KERNEL = "add"
 LEFT_SHIFT = 20
 """int8 ADD shifts each offset input left by 20 bits before rescaling (TFLM's left_shift)."""
 
@@ -24,6 +25,18 @@ class Operands:
     sources: tuple[int | np.ndarray, int | np.ndarray]
     shapes: tuple[tuple[int, ...], tuple[int, ...]]
     out_shape: tuple[int, ...]
+
+    def constants(self, name: str) -> tuple[str, list[str]]:
+        """The operands' constant tables (C) and each operand's pointer: `in0`, `in1` for activations
+        (the emitter's names for the op's inputs), the table's name for a constant."""
+        tables, pointers = "", []
+        for k, source in enumerate(self.sources):
+            if isinstance(source, int):
+                pointers.append(f"in{source}")
+            else:
+                tables += c.array("int8_t", f"{name}_c{k}", np.asarray(source).astype(np.int8))
+                pointers.append(f"{name}_c{k}")
+        return tables, pointers
 
     def values(self, activations: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Both operands as int64 [B, *shape], ranks made equal by leading ones, to broadcast."""
@@ -101,3 +114,18 @@ def apply(layer: Add, *activations: np.ndarray) -> np.ndarray:
     out = fixedpoint.multiply_by_quantized_multiplier(total, layer.output_multiplier, layer.output_shift)
     out = np.clip(fixedpoint.wrap32(out + layer.output_offset), layer.act_min, layer.act_max).astype(np.int8)
     return out.reshape(len(out), -1)
+
+
+def c_table(layer: Add, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    fields = {"shape": c.broadcast(layer.operands.out_shape, *layer.operands.shapes),
+              "offset_a": layer.offsets[0], "offset_b": layer.offsets[1], "multiplier_a": layer.multipliers[0],
+              "multiplier_b": layer.multipliers[1], "shift_a": layer.shifts[0], "shift_b": layer.shifts[1],
+              "output_multiplier": layer.output_multiplier, "output_shift": layer.output_shift,
+              "output_offset": layer.output_offset, "act_min": layer.act_min, "act_max": layer.act_max}
+    tables, _ = layer.operands.constants(name)
+    return tables + c.struct(KERNEL, name, fields, f"ADD of {layer.operands.shapes[0]} and {layer.operands.shapes[1]}")
+
+
+def c_arguments(layer: Add, name: str) -> list[str]:
+    """The kernel's operand pointers (a constant operand is its table)."""
+    return layer.operands.constants(name)[1]

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8 import fixedpoint
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("AVERAGE_POOL_2D",)
-AOT = False
+AOT = True
+KERNEL = "average_pool_2d"
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,16 @@ def apply(layer: Pool, x: np.ndarray) -> np.ndarray:
 
     taps = layer.rows.out * layer.cols.out * layer.rows.filter * layer.cols.filter * x.shape[-1]
     return np.clip(shapes.chunked(x, taps, means), layer.act_min, layer.act_max).astype(np.int8)
+
+
+def pool_table(kernel: str, layer: Pool, name: str, inputs: list[Tensor]) -> str:
+    """aot_pool_2d's fields, which both pooling kernels read."""
+    fields = {"in_h": layer.rows.size, "in_w": layer.cols.size, "channels": inputs[0].shape[-1],
+              "out_h": layer.rows.out, "out_w": layer.cols.out, "filter_h": layer.rows.filter,
+              "filter_w": layer.cols.filter, "stride_h": layer.rows.stride, "stride_w": layer.cols.stride,
+              "pad_h": layer.rows.pad, "pad_w": layer.cols.pad, "act_min": layer.act_min, "act_max": layer.act_max}
+    return c.struct("pool_2d", name, fields, f"{kernel.upper()} {layer.rows.filter}x{layer.cols.filter}")
+
+
+def c_table(layer: Pool, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    return pool_table(KERNEL, layer, name, inputs)

@@ -6,11 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("CONCATENATION",)
-AOT = False
+AOT = True
+KERNEL = "concatenation"
+MAX_INPUTS = 16
+"""AOT_MAX_CONCATENATED of aot/concatenation.h."""
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,17 @@ def apply(layer: Concatenation, *activations: np.ndarray) -> np.ndarray:
              else np.broadcast_to(s.reshape(1, *shape), (batch, *shape))
              for s, shape in zip(layer.sources, layer.shapes)]
     return np.concatenate(parts, axis=layer.axis + 1).reshape(batch, -1)
+
+
+def c_table(layer: Concatenation, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    if len(layer.sources) > MAX_INPUTS:
+        raise ValueError(f"a CONCATENATION of {len(layer.sources)} inputs: the AOT kernel takes {MAX_INPUTS}")
+    tables = "".join(c.array("int8_t", f"{name}_c{k}", s) for k, s in enumerate(layer.sources) if not isinstance(s, int))
+    blocks = [int(np.prod(shape[layer.axis:])) for shape in layer.shapes]
+    fields = {"count": len(blocks), "outer": int(np.prod(layer.shapes[0][:layer.axis])), "block": blocks}
+    return tables + c.struct(KERNEL, name, fields, f"CONCATENATION of {len(blocks)} along axis {layer.axis}")
+
+
+def c_arguments(layer: Concatenation, name: str) -> list[str]:
+    """Each input's pointer, in order: `in<k>` for the op's k-th activation, a constant's table."""
+    return [f"in{s}" if isinstance(s, int) else f"{name}_c{k}" for k, s in enumerate(layer.sources)]

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8 import fixedpoint
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("CONV_2D",)
-AOT = False
+AOT = True
+KERNEL = "conv_2d"
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
@@ -112,3 +113,29 @@ def apply(layer: Conv2D, x: np.ndarray) -> np.ndarray:
     """int8 [B, H, W, C] -> int8 [B, OH, OW, out channels]."""
     return fixedpoint.requantize(accumulate(x, layer), layer.multipliers, layer.shifts, layer.output_offset,
                                  layer.act_min, layer.act_max)
+
+
+def requantization_tables(name: str, bias: np.ndarray, multipliers: np.ndarray, shifts: np.ndarray) -> str:
+    """Per output channel: the bias, the multiplier and the shift (convolutions and depthwise alike)."""
+    return (c.array("int32_t", f"{name}_b", bias) + c.array("int32_t", f"{name}_m", multipliers)
+            + c.array("int8_t", f"{name}_s", shifts))
+
+
+def geometry(rows: shapes.Window, cols: shapes.Window) -> dict[str, int]:
+    return {"k_h": rows.filter, "k_w": cols.filter, "stride_h": rows.stride, "stride_w": cols.stride,
+            "dilation_h": rows.dilation, "dilation_w": cols.dilation, "pad_h": rows.pad, "pad_w": cols.pad}
+
+
+def c_table(layer: Conv2D, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    _, height, width, depth = inputs[0].shape
+    _, out_height, out_width, channels = output.shape
+    fields = {"in_h": height, "in_w": width, "in_c": depth, "out_h": out_height, "out_w": out_width,
+              "out_c": channels, **geometry(layer.rows, layer.cols), "groups": layer.groups, "weights": f"{name}_w",
+              "bias": f"{name}_b", "multipliers": f"{name}_m", "shifts": f"{name}_s",
+              "input_offset": layer.input_offset, "output_offset": layer.output_offset, "act_min": layer.act_min,
+              "act_max": layer.act_max}
+    return (c.array("int8_t", f"{name}_w", layer.weights)
+            + requantization_tables(name, layer.bias, layer.multipliers, layer.shifts)
+            + c.struct(KERNEL, name, fields, f"CONV_2D {height}x{width}x{depth} -> {out_height}x{out_width}x{channels}, "
+                       f"{layer.rows.filter}x{layer.cols.filter} filters, {'per-channel' if layer.per_channel else 'per-tensor'} "
+                       "weights"))

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8 import fixedpoint
-from pipeline.int8.ops import conv_2d, shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, conv_2d, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("DEPTHWISE_CONV_2D",)
-AOT = False
+AOT = True
+KERNEL = "depthwise_conv_2d"
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,17 @@ def accumulate(x: np.ndarray, layer: DepthwiseConv2D) -> np.ndarray:
 def apply(layer: DepthwiseConv2D, x: np.ndarray) -> np.ndarray:
     return fixedpoint.requantize(accumulate(x, layer), layer.multipliers, layer.shifts, layer.output_offset,
                                  layer.act_min, layer.act_max)
+
+
+def c_table(layer: DepthwiseConv2D, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    _, height, width, depth = inputs[0].shape
+    _, out_height, out_width, channels = output.shape
+    fields = {"in_h": height, "in_w": width, "in_c": depth, "out_h": out_height, "out_w": out_width,
+              "out_c": channels, **conv_2d.geometry(layer.rows, layer.cols), "weights": f"{name}_w",
+              "bias": f"{name}_b", "multipliers": f"{name}_m", "shifts": f"{name}_s",
+              "input_offset": layer.input_offset, "output_offset": layer.output_offset, "act_min": layer.act_min,
+              "act_max": layer.act_max}
+    return (c.array("int8_t", f"{name}_w", layer.weights)  # [KH][KW][channel c][m]: output channel c * M + m
+            + conv_2d.requantization_tables(name, layer.bias, layer.multipliers, layer.shifts)
+            + c.struct(KERNEL, name, fields, f"DEPTHWISE_CONV_2D {height}x{width}x{depth} -> "
+                       f"{out_height}x{out_width}x{channels}, {layer.rows.filter}x{layer.cols.filter} filters"))

@@ -8,11 +8,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8 import fixedpoint
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("FULLY_CONNECTED",)
 AOT = True
+KERNEL = "fully_connected"
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_INPUTS = 1 << 20
+"""The widest input the tables are emitted for: every int8 product sum of a row and the folded bias
+stay exact in the kernel's int32 arithmetic well beyond (127 * 255 per input)."""
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
@@ -73,3 +78,59 @@ def apply(layer: FullyConnected, x: np.ndarray) -> np.ndarray:
     out = fixedpoint.requantize(acc, np.array(layer.multipliers), np.array(layer.shifts), layer.output_offset,
                                 layer.act_min, layer.act_max)
     return out.reshape(len(x), -1)
+
+
+def words_per_row(inputs: int) -> int:
+    """32-bit words of a packed weight row: two per group of four inputs; a last group of two or three
+    inputs takes two words too, one of a single input one word (the engine reads only its low half)."""
+    tail = inputs % 4
+    return 2 * (inputs // 4) + (0 if tail == 0 else 1 if tail == 1 else 2)
+
+
+def packed_weights(weights: np.ndarray) -> np.ndarray:
+    """int8 [units, inputs] -> int32 [units, words_per_row]: the weights as int16 pairs, in the order
+    the Cortex-M4 widens four input bytes in one word (SXTB16 takes bytes 0 and 2, and after a
+    rotation by 8 bits bytes 1 and 3): inputs 4g and 4g + 2 in word 2g (low and high half), 4g + 1
+    and 4g + 3 in word 2g + 1. Past the last input the weights are 0 (see words_per_row)."""
+    units, inputs = weights.shape
+    padded = np.zeros((units, 4 * ((inputs + 3) // 4)), dtype=np.int64)
+    padded[:, :inputs] = weights
+    groups = padded.reshape(units, -1, 4)
+    low = groups[:, :, [0, 1]] & 0xFFFF
+    high = groups[:, :, [2, 3]] & 0xFFFF
+    words = (low | (high << 16)).reshape(units, -1)[:, :words_per_row(inputs)]
+    return (((words + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
+
+
+def folded_bias(layer: FullyConnected) -> np.ndarray:
+    """bias + input_offset * (the row's weight sum), wrapped to int32 as the kernel's int32 sum is:
+    the engine then accumulates the raw input codes, the input zero point paid once, here."""
+    rows = layer.weights.astype(np.int64).sum(axis=1)
+    folded = layer.bias.astype(np.int64) + np.int64(layer.input_offset) * rows
+    return (((folded + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
+
+
+def per_channel_requantization(layer: FullyConnected) -> bool:
+    """Whether the outputs' multipliers differ (weights quantized per channel with different scales):
+    otherwise one multiplier and shift serve the layer, constants in the engine's code."""
+    return len(set(zip(layer.multipliers, layer.shifts))) > 1
+
+
+def c_table(layer: FullyConnected, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    """The weights as int16 pairs (aot/fully_connected.h says in which order), the bias with the input
+    offset folded in, one multiplier and shift when every output shares them (then constants in the code)."""
+    units, depth = layer.weights.shape
+    if depth > MAX_INPUTS:
+        raise ValueError(f"a FULLY_CONNECTED layer of {depth} inputs: the AOT tables stop at {MAX_INPUTS}")
+    count = units if per_channel_requantization(layer) else 1
+    tables = [c.array("int32_t", f"{name}_w", packed_weights(layer.weights)),
+              c.array("int32_t", f"{name}_b", folded_bias(layer)),
+              c.array("int32_t", f"{name}_m", np.array(layer.multipliers[:count])),
+              c.array("int8_t", f"{name}_s", np.array(layer.shifts[:count]))]
+    fields = {"rows": shapes.values(inputs[0].shape) // depth, "inputs": depth, "units": units,
+              "weights": f"{name}_w", "bias": f"{name}_b", "multipliers": f"{name}_m", "shifts": f"{name}_s",
+              "per_channel": int(count > 1), "output_offset": layer.output_offset, "act_min": layer.act_min,
+              "act_max": layer.act_max}
+    return "".join(tables) + c.struct(KERNEL, name, fields, f"FULLY_CONNECTED {depth} -> {units}: weights as int16 "
+                                      f"pairs ({words_per_row(depth)} words a row), bias with the input offset "
+                                      f"{layer.input_offset} folded in, {'a multiplier and shift per output' if count > 1 else 'one multiplier and shift'}")

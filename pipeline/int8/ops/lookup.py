@@ -9,11 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8 import fixedpoint
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("LOGISTIC", "TANH")
 AOT = True
+KERNEL = "lookup"
+IN_PLACE = True
+"""Each output reads only its own input: the memory plan may give the output the input's bytes."""
 LOOKUP_INPUT_INTEGER_BITS = 4
 """LOGISTIC and TANH rescale their int8 input to Q4.27 (TFLM's kInputIntegerBits)."""
 
@@ -73,3 +76,11 @@ def lower(model: TfliteModel, op: Operator, board: bool = False) -> Lookup:
 
 def apply(layer: Lookup, x: np.ndarray) -> np.ndarray:
     return layer.codes(x)
+
+
+def c_table(layer: Lookup, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    return (c.array("int8_t", f"{name}_t", layer.table)
+            + c.struct(KERNEL, name, {"count": shapes.values(output.shape), "table": f"{name}_t"},
+                       f"{layer.op}: the output code for input code c at [c + 128] (input zero point "
+                       f"{layer.input_zero_point}, multiplier {layer.input_multiplier}, left shift "
+                       f"{layer.input_left_shift}, radius {layer.input_range_radius})"))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.int8.ops import average_pool_2d, shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("MAX_POOL_2D",)
-AOT = False
+AOT = True
+KERNEL = "max_pool_2d"
 Pool = average_pool_2d.Pool
 
 
@@ -28,3 +29,7 @@ def apply(layer: Pool, x: np.ndarray) -> np.ndarray:
 
     taps = layer.rows.out * layer.cols.out * layer.rows.filter * layer.cols.filter * x.shape[-1]
     return np.clip(shapes.chunked(x, taps, maxima), layer.act_min, layer.act_max).astype(np.int8)
+
+
+def c_table(layer: Pool, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    return average_pool_2d.pool_table(KERNEL, layer, name, inputs)

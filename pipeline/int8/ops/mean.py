@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8 import fixedpoint
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("MEAN",)
-AOT = False
+AOT = True
+KERNEL = "mean"
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,16 @@ def apply(layer: Mean, x: np.ndarray) -> np.ndarray:
         out = fixedpoint.multiply_by_quantized_multiplier(shifted, layer.multiplier, layer.shift)
         out = np.clip(out + layer.output_zero_point, -128, 127)
     return out.astype(np.int8)
+
+
+def c_table(layer: Mean, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    """The runtime's arithmetic (the AOT engine computes as the oracle does, not as the board's library)."""
+    steps = c.strides(layer.shape)
+    kept = [d for d in range(len(layer.shape)) if d not in layer.axes]
+    fields = {"kept_rank": len(kept), "reduced_rank": len(layer.axes),
+              "kept_shape": c.padded([layer.shape[d] for d in kept], 1), "kept_step": c.padded([steps[d] for d in kept]),
+              "reduced_shape": c.padded([layer.shape[d] for d in layer.axes], 1),
+              "reduced_step": c.padded([steps[d] for d in layer.axes]), "count": layer.count,
+              "input_zero_point": layer.input_zero_point, "multiplier": layer.multiplier, "shift": layer.shift,
+              "output_zero_point": layer.output_zero_point}
+    return c.struct(KERNEL, name, fields, f"MEAN of {layer.shape} over axes {list(layer.axes)}")

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8 import fixedpoint
-from pipeline.int8.ops import add, shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import add, c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("MUL",)
-AOT = False
+AOT = True
+KERNEL = "mul"
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,16 @@ def apply(layer: Mul, *activations: np.ndarray) -> np.ndarray:
     out = fixedpoint.multiply_by_quantized_multiplier(product, layer.multiplier, layer.shift)
     out = np.clip(fixedpoint.wrap32(out + layer.output_offset), layer.act_min, layer.act_max).astype(np.int8)
     return out.reshape(len(out), -1)
+
+
+def c_table(layer: Mul, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    fields = {"shape": c.broadcast(layer.operands.out_shape, *layer.operands.shapes),
+              "offset_a": layer.offsets[0], "offset_b": layer.offsets[1], "multiplier": layer.multiplier,
+              "shift": layer.shift, "output_offset": layer.output_offset, "act_min": layer.act_min,
+              "act_max": layer.act_max}
+    tables, _ = layer.operands.constants(name)
+    return tables + c.struct(KERNEL, name, fields, f"MUL of {layer.operands.shapes[0]} and {layer.operands.shapes[1]}")
+
+
+def c_arguments(layer: Mul, name: str) -> list[str]:
+    return layer.operands.constants(name)[1]

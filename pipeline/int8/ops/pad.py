@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("PAD", "PADV2")
-AOT = False
+AOT = True
+KERNEL = "pad"
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,12 @@ def apply(layer: Pad, x: np.ndarray) -> np.ndarray:
     full = np.asarray(x, dtype=np.int8).reshape(len(x), *layer.shape)
     out = np.pad(full, ((0, 0), *layer.widths), constant_values=layer.value)
     return out.reshape(len(x), -1)
+
+
+def c_table(layer: Pad, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    out_shape = tuple(d + a + b for d, (a, b) in zip(layer.shape, layer.widths))
+    steps = c.strides(out_shape)
+    fields = {"rank": len(layer.shape), "in_shape": c.padded(list(layer.shape), 1), "out_step": c.padded(steps),
+              "start": sum(a * s for (a, _), s in zip(layer.widths, steps)), "out_count": int(np.prod(out_shape)),
+              "value": layer.value}
+    return c.struct(KERNEL, name, fields, f"PAD {layer.shape} by {[list(w) for w in layer.widths]} with {layer.value}")

@@ -7,11 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("RESHAPE", "EXPAND_DIMS", "SQUEEZE")
 AOT = True
+KERNEL = "reshape"
+ALIAS = True
+"""The output is the input's bytes: the memory plan gives it no storage of its own, and the kernel (a copy)
+runs only where the model is nothing else."""
 
 
 @dataclass(frozen=True)
@@ -37,3 +41,7 @@ def lower(model: TfliteModel, op: Operator, board: bool = False) -> Reshape:
 
 def apply(layer: Reshape, x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.int8).reshape(len(x), layer.units)
+
+
+def c_table(layer: Reshape, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    return c.struct(KERNEL, name, {"count": layer.units}, "the model's output is its input: a copy")

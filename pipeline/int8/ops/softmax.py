@@ -9,11 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.int8 import fixedpoint
-from pipeline.int8.ops import shapes
-from pipeline.int8.tflite_model import Operator, TfliteModel
+from pipeline.int8.ops import c, shapes
+from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 
 NAMES = ("SOFTMAX",)
 AOT = True
+KERNEL = "softmax"
+IN_PLACE = True
+"""Each output reads its own logit, the maximum and the sum: it may overwrite its input."""
 SOFTMAX_DIFF_INTEGER_BITS = 5
 """SOFTMAX rescales x - max(x) to Q5.26 before its exp."""
 SOFTMAX_ACCUMULATION_BITS = 12
@@ -87,3 +90,13 @@ def apply(layer: Softmax, x: np.ndarray) -> np.ndarray:
     exponent = SOFTMAX_ACCUMULATION_BITS - headroom + 31 - 8
     out = fixedpoint.rounding_divide_by_pot(fixedpoint.saturating_rounding_doubling_high_mul(scale, exps), exponent) - 128
     return np.clip(out, -128, 127).astype(np.int8).reshape(shape)
+
+
+def c_table(layer: Softmax, name: str, inputs: list[Tensor], output: Tensor) -> str:
+    table = layer.exp_table
+    fields = {"rows": shapes.values(output.shape) // layer.units, "units": layer.units, "exps": f"{name}_e",
+              "exp_count": table.size}
+    return (c.array("int32_t", f"{name}_e", table)
+            + c.struct(KERNEL, name, fields, f"SOFTMAX: exp of the logit difference d = max - x at [d] in Q0.31, 0 "
+                       f"past the end (beta {layer.beta:g}, multiplier {layer.input_multiplier}, left shift "
+                       f"{layer.input_left_shift}, diff_min {layer.diff_min})"))

@@ -1,0 +1,150 @@
+"""The AOT engine's static memory plan: where each tensor's bytes live, decided at build time.
+
+The model's input is the caller's buffer (read only) and its output the caller's too; every other
+tensor gets bytes in one arena, and tensors alive at different times share them. A tensor lives from
+the op that writes it to the last op that reads it. RESHAPE and its kin (units with ALIAS) give their
+output their input's bytes; an op that may overwrite its input (units with IN_PLACE: LOGISTIC, TANH,
+SOFTMAX) writes over it when no later op reads it. Placement is greedy, largest first, each at the
+lowest offset (a multiple of ALIGN) free for its whole life, as TFLM's GreedyMemoryPlanner places
+its arena; the peak is the arena's size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from pipeline.int8.ops import shapes
+
+ALIGN = 4
+"""Every tensor starts on a word: the kernels may load four codes at once."""
+
+
+@dataclass(frozen=True)
+class Place:
+    where: str        # "input", "output" or "arena"
+    offset: int = 0   # in the arena
+
+
+@dataclass
+class Plan:
+    places: dict[int, Place]
+    arena_bytes: int
+    copies: set[int] = field(default_factory=set)
+    """Steps of an ALIAS unit that copy after all: the model's output would otherwise be its input."""
+    aliases: set[int] = field(default_factory=set)
+    """Steps of an ALIAS unit with nothing to do: their output has their input's bytes."""
+    peak_step: int = -1
+    peak_tensors: tuple[int, ...] = ()
+    """The tensors in the arena at the step where the most bytes are live (the peak of the live bytes,
+    which the arena can only exceed by fragmentation)."""
+    live_bytes: int = 0
+
+
+class _Groups:
+    """Tensors that share bytes (union-find)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, t: int) -> int:
+        self.parent.setdefault(t, t)
+        while self.parent[t] != t:
+            self.parent[t] = self.parent[self.parent[t]]
+            t = self.parent[t]
+        return t
+
+    def union(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def plan(steps: Sequence, sizes: dict[int, int], model_input: int, model_output: int) -> Plan:
+    """steps: the model's ops in order, each with .unit, .inputs (tensors read) and .output; sizes:
+    bytes of each tensor."""
+    groups = _Groups()
+    copies, aliases = set(), set()
+
+    def special(t: int) -> str | None:
+        root = groups.find(t)
+        if root == groups.find(model_input):
+            return "input"
+        return "output" if root == groups.find(model_output) else None
+
+    for k, step in enumerate(steps):  # aliases first: they decide which tensors are the caller's
+        if getattr(step.unit, "ALIAS", False):
+            kinds = {special(step.inputs[0]), special(step.output)}
+            if kinds == {"input", "output"}:
+                copies.add(k)  # the model's output would be its input: the last alias copies
+            else:
+                groups.union(step.output, step.inputs[0])
+                aliases.add(k)
+
+    def readers(t: int) -> list[int]:
+        root = groups.find(t)
+        return [k for k, s in enumerate(steps) if any(groups.find(i) == root for i in s.inputs)]
+
+    for k, step in enumerate(steps):
+        if not getattr(step.unit, "IN_PLACE", False):
+            continue
+        source = step.inputs[0]
+        if (special(source) is None and special(step.output) is None and max(readers(source)) == k
+                and sizes[source] == sizes[step.output]):
+            groups.union(step.output, source)
+
+    members: dict[int, list[int]] = {}
+    for t in {t for s in steps for t in (*s.inputs, s.output)} | {model_input, model_output}:
+        members.setdefault(groups.find(t), []).append(t)
+    places: dict[int, Place] = {}
+    spans: dict[int, tuple[int, int, int]] = {}  # group root -> (first step, last step, bytes)
+    for root, tensors in members.items():
+        kind = special(root)
+        if kind is not None:
+            for t in tensors:
+                places[t] = Place(kind)
+            continue
+        written = [k for k, s in enumerate(steps) if groups.find(s.output) == root]
+        read = readers(root)
+        first = min(written) if written else 0
+        spans[root] = (first, max(read + [first]), max(sizes[t] for t in tensors))
+
+    offsets = _place(spans)
+    for root, tensors in members.items():
+        if root in offsets:
+            for t in tensors:
+                places[t] = Place("arena", offsets[root])
+    arena = max([offsets[r] + spans[r][2] for r in offsets] + [0])
+    peak_step, peak, live = -1, (), 0
+    for k in range(len(steps)):
+        alive = [r for r, (first, last, _) in spans.items() if first <= k <= last]
+        total = sum(spans[r][2] for r in alive)
+        if total > live:
+            peak_step, live = k, total
+            peak = tuple(sorted(t for r in alive for t in members[r]))
+    return Plan(places, _aligned(arena), copies, aliases, peak_step, peak, live)
+
+
+def _aligned(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def _place(spans: dict[int, tuple[int, int, int]]) -> dict[int, int]:
+    """Greedy: largest first (earliest first among equals), each at the lowest aligned offset where it
+    overlaps no placed group alive at the same time."""
+    placed: list[tuple[int, int, int, int]] = []  # (offset, bytes, first, last)
+    offsets = {}
+    for root in sorted(spans, key=lambda r: (-spans[r][2], spans[r][0], r)):
+        first, last, size = spans[root]
+        offset = 0
+        for other_offset, other_size, other_first, other_last in sorted(placed):
+            if other_last < first or last < other_first:
+                continue  # never alive together
+            if offset + size <= other_offset:
+                break
+            offset = max(offset, _aligned(other_offset + other_size))
+        offsets[root] = offset
+        placed.append((offset, size, first, last))
+    return offsets
+
+
+def tensor_bytes(model) -> dict[int, int]:
+    """Bytes of one inference of each tensor (int8: one a value)."""
+    return {t.index: shapes.values(t.shape) for t in model.tensors}
