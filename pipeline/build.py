@@ -292,6 +292,7 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
 
     with _build_imports():
         from pipeline.model import check
+        from pipeline.emit import aot
         from pipeline.emit import sources as emit
         from pipeline.model import explain
         from pipeline.int8 import oracle
@@ -352,6 +353,10 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
         f"zp {facts.output_zero_point}, calibrated [{input_range[0]:g}, {input_range[1]:g}], {len(tflite)} bytes, "
         f"arena {facts.arena} B")
+    _, plan, _ = aot.plan_of(tfl)
+    if plan["arena_bytes"]:
+        say(f"aot plan: arena {plan['arena_bytes']} B, {plan['peak_live_bytes']} B of tensors alive at the peak "
+            f"({plan['peak_op']})")
     for line in result.lines():
         say(line)
     for line in classified.lines_out() if classified else []:
@@ -365,6 +370,7 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
                         result=result, engine=args.engine, hidden=hidden, activation=args.activation,
                         tflite_bytes=len(tflite), timings=timings, rows=report.sample(trained.model, tfl, dataset),
                         classification=classified.as_dict() if classified else None)
+    r["model"]["aot_plan"] = plan
     with ThreadPoolExecutor(max_workers=1) as pool:
         on_chip = pool.submit(_footprint, sources) if args.footprint else None
         pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),

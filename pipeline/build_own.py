@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.emit import own_report, tflm_ops
+from pipeline.emit import aot, own_report, tflm_ops
 from pipeline.emit import sources as emit
 from pipeline.errors import BadInput
 from pipeline.int8 import description, oracle, reference, tflite_model
@@ -144,6 +144,11 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
         if board_warning:
             result.warnings.append(board_warning)
 
+    plan = None
+    if reference.aot_refusal(tfl) is None:
+        _, plan, too_big = aot.plan_of(tfl)
+        if too_big and args.engine == "aot":
+            raise OwnUsageError(f"--engine aot: {too_big}")
     arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
     name = Path(args.keras or args.tflite).stem
     labels = _labels(args, emit.width(tfl.output.shape)) if classify else ()
@@ -153,10 +158,14 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
     say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
         f"zp {facts.output_zero_point}, range [{input_range[0]:g}, {input_range[1]:g}], ops {', '.join(tfl.ops)}, "
         f"arena {facts.arena} B" + ("; TFLM engine only" if reference.aot_refusal(tfl) else ""))
+    if plan is not None:
+        say(f"aot plan: arena {plan['arena_bytes']} B, {plan['peak_live_bytes']} B of tensors alive at the peak "
+            f"({plan['peak_op']}); TFLM's arena {facts.arena_measured} B as the host measured it")
     for line in result.lines():
         say(line)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     r = own_report.assemble(facts, result, args.engine, len(tflite), str(args.keras or args.tflite),
                             judged.source if rows is not None else None)
+    r["model"]["aot_plan"] = plan
     return {"sources": sources, "report": r, "aot": reference.aot_refusal(tfl) is None}

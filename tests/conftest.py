@@ -16,6 +16,7 @@ from pipeline.device.serial_client import Device
 TIERS = {
     "test_cli": (), "test_error_codes": (), "test_files": (), "test_layout": (), "test_sweep": (),
     "test_op_conv_2d": (), "test_op_pooling": (), "test_op_elementwise": (), "test_op_shapes": (),
+    "test_conv_models": ("tf", "emulation"),
     "test_aot": ("tf",), "test_build": ("tf",), "test_classify": ("tf",), "test_data": ("tf",),
     "test_ops": ("tf",), "test_reference": ("tf",), "test_train": ("tf",),
     "test_pipeline_faults": ("tf", "slow"), "test_interrupts": ("tf", "slow"), "test_without_tensorflow": ("slow",),

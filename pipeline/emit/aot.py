@@ -25,9 +25,14 @@ def header(model: TfliteModel, note: str = "") -> str:
     return emit(reference.graph(model), model.tensors, model.inputs[0], model.outputs[0], note)
 
 
-def plan_of(model: TfliteModel) -> memory.Plan:
-    """The model's memory plan, as header() lays it out."""
-    return memory.plan(reference.graph(model), memory.tensor_bytes(model), model.inputs[0], model.outputs[0])
+def plan_of(model: TfliteModel) -> tuple[memory.Plan, dict[str, object], str | None]:
+    """The model's memory plan as header() lays it out, its summary for the report, and why it would
+    not fit the board (None when it does)."""
+    steps = reference.graph(model)
+    layout = memory.plan(steps, memory.tensor_bytes(model), model.inputs[0], model.outputs[0])
+    names = {t.index: t.name for t in model.tensors}
+    return (layout, memory.summary(layout, steps, names),
+            memory.board_refusal(layout, steps, names, shapes.values(model.input.shape), shapes.values(model.output.shape)))
 
 
 def emit(steps: Sequence[reference.Step], tensors: Sequence[Tensor], model_input: int, model_output: int,

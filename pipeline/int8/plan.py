@@ -148,3 +148,39 @@ def _place(spans: dict[int, tuple[int, int, int]]) -> dict[int, int]:
 def tensor_bytes(model) -> dict[int, int]:
     """Bytes of one inference of each tensor (int8: one a value)."""
     return {t.index: shapes.values(t.shape) for t in model.tensors}
+
+
+BOARD_RAM_BYTES = 256 * 1024
+"""The Nano 33 BLE's RAM (nRF52840)."""
+BOARD_RESERVED_BYTES = 64 * 1024
+"""What the board's own software keeps of it, set aside: the mbed core's main-thread stack is 32 KB
+(MBED_CONF_RTOS_MAIN_THREAD_STACK_SIZE 32768 in the core's variants/ARDUINO_NANO33BLE/mbed_config.h),
+its interrupt stack 1 KB, 512 B below RAM for its vectors and crash data (the variant's linker
+script), and mbed OS, its RTOS threads and the USB serial stack the rest, by a margin: the core's
+libmbed.a, whose map would say exactly, could not be linked here."""
+APP_BYTES_PER_OUTPUT = 40
+"""The protocol core's answer and echo buffers grow by about 20 B an output each (core/app.h)."""
+
+
+def board_refusal(layout: Plan, steps: Sequence, names: dict[int, str], inputs: int, outputs: int) -> str | None:
+    """Why the plan cannot fit the board's RAM beside the firmware's own buffers, naming the largest
+    set of tensors alive at once; None when it fits."""
+    need = layout.arena_bytes + inputs + outputs * (1 + APP_BYTES_PER_OUTPUT) + 2048
+    room = BOARD_RAM_BYTES - BOARD_RESERVED_BYTES
+    if need <= room:
+        return None
+    live = ", ".join(f"'{names.get(t, t)}'" for t in layout.peak_tensors[:6]) + (
+        f" and {len(layout.peak_tensors) - 6} more" if len(layout.peak_tensors) > 6 else "")
+    op = steps[layout.peak_step].op
+    return (f"the AOT engine's tensors need a {layout.arena_bytes} B arena ({layout.live_bytes} B alive at once at op "
+            f"{op.index} {op.op}: {live}), and with the model's input, output and the protocol's buffers "
+            f"{need} B, more than the {room} B the Nano 33 BLE leaves a sketch (256 KB less 64 KB for the mbed core, "
+            "its stacks and USB serial)")
+
+
+def summary(layout: Plan, steps: Sequence, names: dict[int, str]) -> dict[str, object]:
+    """The plan as report.json holds it."""
+    peak_op = steps[layout.peak_step].op if layout.peak_step >= 0 else None
+    return {"arena_bytes": layout.arena_bytes, "peak_live_bytes": layout.live_bytes,
+            "peak_op": f"op {peak_op.index} {peak_op.op}" if peak_op is not None else None,
+            "peak_tensors": [names.get(t, str(t)) for t in layout.peak_tensors]}

@@ -16,7 +16,11 @@
 #include "uart.h"
 
 #define BAUD 115200u
-#define TXQ_SIZE 4096u /* a power of two, and at least APP_RESPONSE_MAX */
+/* The transmit queue: the least power of two from 4 KB that holds one whole response (a model of 640
+ * outputs answers in up to 13 KB). */
+#define TXQ_FITS(n) ((n) >= (APP_RESPONSE_MAX))
+#define TXQ_SIZE (TXQ_FITS(4096u) ? 4096u : TXQ_FITS(8192u) ? 8192u : TXQ_FITS(16384u) ? 16384u \
+                  : TXQ_FITS(32768u) ? 32768u : 65536u)
 
 #if (TXQ_SIZE & (TXQ_SIZE - 1u)) != 0 || TXQ_SIZE < APP_RESPONSE_MAX
 #error "TXQ_SIZE must be a power of two holding at least one response"

@@ -1,0 +1,155 @@
+"""Models shaped like the field's, made here with Keras (seeded weights, not trained) and deployed on the
+AOT engine: a DS-CNN keyword spotter on a 49x10 spectrogram, a MobileNet-style stack of
+depthwise-separable blocks, a ResNet block with ADD, a Conv1D gesture net on a 119x6 IMU window and a
+640-128-8-128-640 autoencoder. Each is converted with the project's own settings (per-channel
+convolutions), built with --engine aot, and verified on the native and QEMU emulations with 0 rows
+differing from the tflite-micro runtime; the build's check compares the runtime and the integer
+reference over its whole sweep too. No model file of another project."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+import toolchains
+from pipeline import build
+from pipeline.device import deployed
+from pipeline.device.serial_client import Device
+from pipeline.device.verify import report, verify
+from pipeline.emulation import qemu
+from pipeline.emulation.emulate import emulated_device
+from pipeline.int8 import ops, tflite_model
+
+keras = pytest.importorskip("keras")
+layers = keras.layers
+
+
+def ds_cnn() -> "keras.Model":
+    """MLPerf Tiny's keyword spotter, narrowed to 16 channels: a 10x4 convolution, stride 2, then
+    depthwise-separable blocks, average pooling over what is left, 12 classes."""
+    x = keras.Input((49, 10, 1))
+    y = layers.Conv2D(16, (10, 4), strides=2, padding="same", activation="relu")(x)
+    for _ in range(2):
+        y = layers.DepthwiseConv2D(3, padding="same", activation="relu")(y)
+        y = layers.Conv2D(16, 1, activation="relu")(y)
+    y = layers.AveragePooling2D((25, 5))(y)
+    return keras.Model(x, layers.Dense(12, activation="softmax")(layers.Flatten()(y)))
+
+
+def mobilenet() -> "keras.Model":
+    """A MobileNetV1-style stack on a 32x32 RGB image: 3x3 stride-2 stem, depthwise-separable blocks with
+    ReLU6 (two of them strided), global average pooling (MEAN), 2 classes."""
+    x = keras.Input((32, 32, 3))
+    y = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu6")(x)
+    for channels, stride in ((16, 1), (24, 2), (32, 2)):
+        y = layers.DepthwiseConv2D(3, strides=stride, padding="same", activation="relu6")(y)
+        y = layers.Conv2D(channels, 1, activation="relu6")(y)
+    y = layers.GlobalAveragePooling2D()(y)
+    return keras.Model(x, layers.Dense(2, activation="softmax")(y))
+
+
+def resnet_block() -> "keras.Model":
+    """ResNet-8's first stage on a 32x32 RGB image: a stem, two 3x3 convolutions and the ADD of the
+    skip, max pooling, 10 classes."""
+    x = keras.Input((32, 32, 3))
+    stem = layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    y = layers.Conv2D(16, 3, padding="same", activation="relu")(stem)
+    y = layers.Conv2D(16, 3, padding="same")(y)
+    y = layers.Activation("relu")(layers.Add()([y, stem]))
+    y = layers.MaxPooling2D(4)(y)
+    return keras.Model(x, layers.Dense(10, activation="softmax")(layers.Flatten()(y)))
+
+
+def conv1d_gesture() -> "keras.Model":
+    """A 119-sample x 6-axis IMU window: Conv1D, max pooling, Conv1D, global average pooling, 5 gestures."""
+    x = keras.Input((119, 6))
+    y = layers.Conv1D(16, 5, activation="relu")(x)
+    y = layers.MaxPooling1D(2)(y)
+    y = layers.Conv1D(16, 3, activation="relu")(y)
+    y = layers.GlobalAveragePooling1D()(y)
+    return keras.Model(x, layers.Dense(5, activation="softmax")(y))
+
+
+def autoencoder() -> "keras.Model":
+    """MLPerf Tiny's anomaly detector's shape: 640 -> 128 -> 8 -> 128 -> 640."""
+    x = keras.Input((640,))
+    y = layers.Dense(128, activation="relu")(x)
+    y = layers.Dense(8, activation="relu")(y)
+    y = layers.Dense(128, activation="relu")(y)
+    return keras.Model(x, layers.Dense(640)(y))
+
+
+MODELS = {"ds-cnn": ds_cnn, "mobilenet": mobilenet, "resnet-block": resnet_block, "conv1d-gesture": conv1d_gesture,
+          "autoencoder": autoencoder}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each model saved, 120 seeded rows of its inputs as its data, built for the AOT engine."""
+    folder = tmp_path_factory.mktemp("conv")
+    out = {}
+    for k, (name, make) in enumerate(MODELS.items()):
+        keras.utils.set_random_seed(k)
+        model = make()
+        model.save(folder / f"{name}.keras")
+        width = int(np.prod(model.inputs[0].shape[1:]))
+        rows = np.random.default_rng(k).normal(0, 1, size=(120, width))
+        np.savetxt(folder / f"{name}.csv", rows, delimiter=",", fmt="%.3f")
+        status = build.main(["-q", "--no-footprint", "--engine", "aot", "--keras", str(folder / f"{name}.keras"),
+                             "--data", str(folder / f"{name}.csv"), "--tolerance-lsb", "1e6",
+                             "--out", str(folder / name / "model"), "--report-dir", str(folder / name / "report")])
+        assert status == 0, name
+        out[name] = folder / name
+    return out
+
+
+def test_the_models_have_the_fields_ops(built):
+    ops_of = {name: set(json.loads((folder / "report" / "report.json").read_text())["model"]["ops"])
+              for name, folder in built.items()}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "SOFTMAX"} <= ops_of["ds-cnn"]
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN"} <= ops_of["mobilenet"]
+    assert {"CONV_2D", "ADD", "MAX_POOL_2D"} <= ops_of["resnet-block"]
+    assert "CONV_2D" in ops_of["conv1d-gesture"] and ops_of["conv1d-gesture"] & {"EXPAND_DIMS", "RESHAPE"}
+    assert ops_of["autoencoder"] == {"FULLY_CONNECTED"}
+    for name, folder in built.items():
+        parsed = tflite_model.read((folder / "model" / "model.tflite").read_bytes())
+        if name != "autoencoder":
+            weights = [parsed.tensors[op.inputs[1]] for op in parsed.operators if op.op == "CONV_2D"]
+            assert weights and all(w.per_channel for w in weights)  # the project's converter: per-channel
+        assert ops.macs(parsed) > 0
+
+
+def test_the_build_checks_the_reference_against_the_runtime_and_plans_the_arena(built):
+    for name, folder in built.items():
+        r = json.loads((folder / "report" / "report.json").read_text())
+        assert r["check"]["mismatches"] == 0 and r["check"]["sweep_count"] >= 512, name
+        plan = r["model"]["aot_plan"]
+        assert 0 < plan["peak_live_bytes"] <= plan["arena_bytes"], name
+        header = (folder / "model" / "model_aot.h").read_text()
+        assert f"#define MODEL_AOT_ARENA_BYTES {plan['arena_bytes']} " in header
+
+
+@pytest.fixture(scope="module", params=[(m, t) for m in MODELS for t in ("native", "qemu")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def device(request: pytest.FixtureRequest, built: dict[str, Path]) -> Iterator[tuple[str, Device]]:
+    name, target = request.param
+    problem = toolchains.native_problem() if target == "native" else (qemu.toolchain_problem() or qemu.qemu_problem())
+    if problem:
+        pytest.skip(problem)
+    with emulated_device(target, model_dir=built[name] / "model", timeout=120.0) as port, \
+            Device(port, timeout=60) as opened:
+        yield name, opened
+
+
+def test_verify_finds_no_row_differing(device, built):
+    name, dev = device
+    model = deployed.load(built[name] / "model")
+    result = verify(dev, model)
+    assert result.ok and result.mismatches == 0, report(result, "emulation")
+    assert result.rows == len(model.sweep_rows) >= 64
+    identity = dev.identify()
+    plan = json.loads((built[name] / "report" / "report.json").read_text())["model"]["aot_plan"]
+    assert identity.engine == "aot" and identity.arena == plan["arena_bytes"]
