@@ -8,6 +8,7 @@ reference over its whole sweep too. No model file of another project."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -40,9 +41,9 @@ def ds_cnn() -> "keras.Model":
 
 
 def mobilenet() -> "keras.Model":
-    """A MobileNetV1-style stack on a 32x32 RGB image: 3x3 stride-2 stem, depthwise-separable blocks with
+    """A MobileNetV1-style stack on a 24x24 RGB image (small, for the emulated serial line): 3x3 stride-2 stem, depthwise-separable blocks with
     ReLU6 (two of them strided), global average pooling (MEAN), 2 classes."""
-    x = keras.Input((32, 32, 3))
+    x = keras.Input((24, 24, 3))
     y = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu6")(x)
     for channels, stride in ((16, 1), (24, 2), (32, 2)):
         y = layers.DepthwiseConv2D(3, strides=stride, padding="same", activation="relu6")(y)
@@ -52,9 +53,9 @@ def mobilenet() -> "keras.Model":
 
 
 def resnet_block() -> "keras.Model":
-    """ResNet-8's first stage on a 32x32 RGB image: a stem, two 3x3 convolutions and the ADD of the
+    """ResNet-8's first stage on a 24x24 RGB image: a stem, two 3x3 convolutions and the ADD of the
     skip, max pooling, 10 classes."""
-    x = keras.Input((32, 32, 3))
+    x = keras.Input((24, 24, 3))
     stem = layers.Conv2D(16, 3, padding="same", activation="relu")(x)
     y = layers.Conv2D(16, 3, padding="same", activation="relu")(stem)
     y = layers.Conv2D(16, 3, padding="same")(y)
@@ -153,3 +154,20 @@ def test_verify_finds_no_row_differing(device, built):
     identity = dev.identify()
     plan = json.loads((built[name] / "report" / "report.json").read_text())["model"]["aot_plan"]
     assert identity.engine == "aot" and identity.arena == plan["arena_bytes"]
+
+
+def test_footprint_of_a_conv_model(built):
+    """The keyword spotter's cost on the Cortex-M4: flash, static RAM (the arena among it), stack and
+    instructions for the AOT engine; TFLM's beside it where a tree is given."""
+    from pipeline.footprint import measurement
+    if qemu.toolchain_problem() or qemu.qemu_problem():
+        pytest.skip(qemu.toolchain_problem() or qemu.qemu_problem())
+    measured = measurement.measure(built["ds-cnn"] / "model")
+    aot = measured["aot"]
+    plan = json.loads((built["ds-cnn"] / "report" / "report.json").read_text())["model"]["aot_plan"]
+    parsed = tflite_model.read((built["ds-cnn"] / "model" / "model.tflite").read_bytes())
+    assert aot["arena_bytes"] == plan["arena_bytes"] > 0
+    assert aot["ram_bytes"] >= plan["arena_bytes"]  # the arena is static RAM
+    assert aot["macs"] == ops.macs(parsed) and aot["instructions_per_inference"] > aot["macs"]
+    assert 0 < aot["stack_bytes"] < 2048 and aot["flash_bytes"] > 0
+    assert ("skipped" in measured["tflm"]) == (not os.environ.get("TFLM_ROOT"))  # measured with a tree

@@ -35,7 +35,8 @@ flash_bytes, ram_bytes -- the engine and model objects' own sections, as the lin
 stack_bytes -- high-water mark of engine_invoke, measured by painting: the measurement
   image (tinyml_qemu_measure) fills the free stack below the caller's stack pointer with
   a pattern, calls engine_invoke, and finds the deepest word that changed; the worst case
-  over every int8 input code is kept (stack_init_bytes: the same for engine_init). This
+  over every int8 input code (every 16th for a model of more than 64 inputs) is kept
+  (stack_init_bytes: the same for engine_init). This
   is what the call really used on the Cortex-M4, including anything the compiler inlined
   or spilled, which static per-function figures (-fstack-usage) would have to add up.
 
@@ -366,7 +367,8 @@ def bench_instructions(elf: Path, model_id: str | None = None, n: int | None = N
 
 def stack_use(elf: Path) -> dict[str, int]:
     """Runs the measurement image and reads its stack high-water marks."""
-    line = qemu.capture(elf, r"measure engine=\S+ stack_init=\d+ stack_invoke=\d+ painted=\d+ failed=\d")
+    line = qemu.capture(elf, r"measure engine=\S+ stack_init=\d+ stack_invoke=\d+ painted=\d+ failed=\d",
+                        timeout=300.0)
     values = dict(re.findall(r"(\w+)=(\d+)", line))
     if values.get("failed") != "0":
         raise FootprintError(f"{elf.name}: the engine failed during the stack measurement: {line}")
