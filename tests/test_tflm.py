@@ -157,28 +157,46 @@ def test_the_tflm_device_answers_as_its_library_rounds(models, target):
     assert np.all(np.any(got != oracle.tflm_outputs(model.tflite, codes), axis=1))
 
 
-def test_footprint_measures_the_tflm_engine_and_says_why_not_aot(models):
-    """A convolutional model on both engines: TFLM measured (every op's MACs counted), the AOT engine
-    skipped with its one-line reason; --engine aot alone is refused with that reason."""
+def test_footprint_measures_a_conv_model_on_both_engines(models):
+    """A convolutional model: both engines measured, every op's MACs counted, the AOT engine's arena
+    the plan's and TFLM's its own."""
     if qemu.toolchain_problem(tflm=True) or qemu.qemu_problem():
         pytest.skip(qemu.toolchain_problem(tflm=True) or qemu.qemu_problem())
     env = {"TFLM_ROOT": str(tflm_root())}
-    table = _run(["pipeline.footprint", "--model-dir", str(models["conv"])], env)
-    assert table.returncode == 0, table.stderr
-    skipped = [line for line in table.stdout.splitlines() if line.startswith("aot not measured: ")]
-    assert len(skipped) == 1 and "the AOT engine cannot run this model: op 0 is CONV_2D" in skipped[0]
-    figures = json.loads(_run(["pipeline.footprint", "--model-dir", str(models["conv"]), "--json"], env).stdout)
-    tflm = figures["tflm"]
+    done = _run(["pipeline.footprint", "--model-dir", str(models["conv"]), "--json"], env)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
     parsed = tflite_model.read((models["conv"] / "model.tflite").read_bytes())
-    assert tflm["engine"] == "tflm" and tflm["macs"] == ops.macs(parsed) > 0
     # By hand: 3x3 conv to 5x4x6 (120 values x 9), depthwise 3x3 (120 x 9), 1x1 conv to 5x4x8 (160 x 6),
     # 5x4 average pool to 8 values (8 x 20), dense 8 -> 3 (24).
     assert ops.macs_by_op(parsed) == {"CONV_2D": 1080 + 960, "DEPTHWISE_CONV_2D": 1080, "AVERAGE_POOL_2D": 160,
                                       "FULLY_CONNECTED": 24}
-    assert tflm["instructions_per_inference"] > tflm["macs"]  # TFLM spends more than one instruction a MAC
-    assert tflm["arena_bytes"] > 0 and tflm["flash_bytes"] > 20000
-    assert 1 <= tflm["bench_iterations"] <= 100_000
-    alone = _run(["pipeline.footprint", "--model-dir", str(models["conv"]), "--engine", "aot"], env)
+    for engine in ("aot", "tflm"):
+        f = figures[engine]
+        assert f["engine"] == engine and f["macs"] == ops.macs(parsed) > 0
+        assert f["arena_bytes"] > 0 and f["flash_bytes"] > 0 and 1 <= f["bench_iterations"] <= 100_000
+    assert figures["tflm"]["flash_bytes"] > 20000 and figures["tflm"]["instructions_per_inference"] > figures["tflm"]["macs"]
+    assert f"#define MODEL_AOT_ARENA_BYTES {figures['aot']['arena_bytes']} " in (models["conv"] / "model_aot.h").read_text()
+
+
+def test_footprint_says_why_it_skips_the_aot_engine(tmp_path):
+    """A LEAKY_RELU model (the board's TFLM has the op, the AOT engine not): TFLM measured, the AOT engine
+    skipped in one line; --engine aot alone is refused with that reason."""
+    if qemu.toolchain_problem(tflm=True) or qemu.qemu_problem():
+        pytest.skip(qemu.toolchain_problem(tflm=True) or qemu.qemu_problem())
+    model = tflite_writer.write([tflite_writer.tensor("input", (1, 8), 0.05, 3),
+                                 tflite_writer.tensor("leaky", (1, 8), 0.04, 10)],
+                                [tflite_writer.leaky_relu(0, 1, 0.2)], [0], [1])
+    (tmp_path / "leaky.tflite").write_bytes(model)
+    assert build.main(["-q", "--no-footprint", "--tflite", str(tmp_path / "leaky.tflite"), "--out",
+                       str(tmp_path / "model"), "--report-dir", str(tmp_path / "report")]) == 0
+    env = {"TFLM_ROOT": str(tflm_root())}
+    table = _run(["pipeline.footprint", "--model-dir", str(tmp_path / "model")], env)
+    assert table.returncode == 0, table.stderr
+    skipped = [line for line in table.stdout.splitlines() if line.startswith("aot not measured: ")]
+    assert len(skipped) == 1 and "the AOT engine cannot run this model: op 0 is LEAKY_RELU" in skipped[0]
+    assert any(line.split()[1:2] == ["tflm"] for line in table.stdout.splitlines()[1:3])
+    alone = _run(["pipeline.footprint", "--model-dir", str(tmp_path / "model"), "--engine", "aot"], env)
     assert alone.returncode == 2 and alone.stderr.startswith("error: --engine aot: the AOT engine cannot run")
     assert len(alone.stderr.strip().splitlines()) == 1
 

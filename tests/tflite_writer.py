@@ -156,6 +156,14 @@ def expand_dims(x: int, axis: int, y: int) -> Op:
     return Op(tflite.BuiltinOperator.EXPAND_DIMS, (x, axis), (y,))
 
 
+def leaky_relu(x: int, y: int, alpha: float) -> Op:
+    def options(b: flatbuffers.Builder) -> int:
+        tflite.LeakyReluOptionsStart(b)
+        tflite.LeakyReluOptionsAddAlpha(b, alpha)
+        return tflite.LeakyReluOptionsEnd(b)
+    return Op(tflite.BuiltinOperator.LEAKY_RELU, (x,), (y,), tflite.BuiltinOptions.LeakyReluOptions, options)
+
+
 def softmax(x: int, y: int, beta: float = 1.0) -> Op:
     def options(b: flatbuffers.Builder) -> int:
         tflite.SoftmaxOptionsStart(b)
