@@ -171,3 +171,26 @@ def test_footprint_of_a_conv_model(built):
     assert aot["macs"] == ops.macs(parsed) and aot["instructions_per_inference"] > aot["macs"]
     assert 0 < aot["stack_bytes"] < 2048 and aot["flash_bytes"] > 0
     assert ("skipped" in measured["tflm"]) == (not os.environ.get("TFLM_ROOT"))  # measured with a tree
+
+
+def test_a_plan_the_board_cannot_hold_is_refused_for_the_aot_engine(tmp_path, capsys):
+    """A 3x3 convolution to 64x64x48 (192 KB alive at once, with its input beside it) cannot fit the
+    Nano 33 BLE's RAM: --engine aot is refused in one line naming the tensors alive at the peak."""
+    import tflite_writer as w
+    rng = np.random.default_rng(1)
+    model = w.write([w.tensor("image", (1, 64, 64, 4), 0.02, 0),
+                     w.tensor("conv/weights", (48, 3, 3, 4), 0.01, 0, rng.integers(-127, 128, (48, 3, 3, 4))),
+                     w.tensor("conv/bias", (48,), 0.0002, 0, rng.integers(-99, 99, 48), "INT32"),
+                     w.tensor("features", (1, 64, 64, 48), 0.05, -128),
+                     w.tensor("pooled", (1, 1, 1, 48), 0.05, -128)],
+                    [w.conv_2d(0, 1, 2, 3, "SAME", activation="RELU"), w.pool_2d("AVERAGE_POOL_2D", 3, 4, (64, 64))],
+                    [0], [4])
+    (tmp_path / "big.tflite").write_bytes(model)
+    args = ["--no-footprint", "--tflite", str(tmp_path / "big.tflite"), "--out", str(tmp_path / "m"),
+            "--report-dir", str(tmp_path / "r")]
+    assert build.main([*args, "--engine", "aot"]) == 2
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --engine aot: the AOT engine's tensors need a 196608 B arena (196608 B alive at "
+                           "once at op 0 CONV_2D: 'features')")
+    assert "more than the 196608 B the Nano 33 BLE leaves a sketch" in line
+    assert not (tmp_path / "m").exists()

@@ -19,16 +19,28 @@ for the AOT engine's kernel of the same name (firmware/engines/aot/).
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from types import ModuleType
 
-from pipeline.int8.ops import (add, average_pool_2d, concatenation, conv_2d, depthwise_conv_2d, fully_connected,
-                               lookup, max_pool_2d, mean, mul, pad, reshape, softmax)
 from pipeline.int8.ops.shapes import UnsupportedModelError
 from pipeline.int8.tflite_model import TfliteModel
 
-UNITS: dict[str, ModuleType] = {name: unit for unit in (
-    fully_connected, reshape, lookup, softmax, conv_2d, depthwise_conv_2d, average_pool_2d, max_pool_2d, add, mul,
-    mean, pad, concatenation) for name in unit.NAMES}
+
+def _units() -> dict[str, ModuleType]:
+    """Every module of this package that names ops (NAMES) is their unit: adding an op is adding its
+    module here and its kernel in firmware/engines/aot/, nothing else."""
+    units: dict[str, ModuleType] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name in getattr(module, "NAMES", ()):
+            if name in units:
+                raise ImportError(f"op {name} has two units: {units[name].__name__} and {module.__name__}")
+            units[name] = module
+    return units
+
+
+UNITS: dict[str, ModuleType] = _units()
 
 __all__ = ["UNITS", "UnsupportedModelError", "macs", "macs_by_op", "missing_kernel"]
 
