@@ -194,3 +194,30 @@ def test_a_plan_the_board_cannot_hold_is_refused_for_the_aot_engine(tmp_path, ca
                            "once at op 0 CONV_2D: 'features')")
     assert "more than the 196608 B the Nano 33 BLE leaves a sketch" in line
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("target", ["native", "qemu"])
+def test_an_image_of_27648_values_streams_in(tmp_path, target):
+    """A 96x96x3 image (the visual wake words input): each query of 27,648 codes or values is parsed as
+    it arrives, and the device answers as the runtime does."""
+    import tflite_writer as w
+    from pipeline.int8 import oracle, sweep
+    problem = toolchains.native_problem() if target == "native" else (qemu.toolchain_problem() or qemu.qemu_problem())
+    if problem:
+        pytest.skip(problem)
+    model = w.write([w.tensor("image", (1, 96, 96, 3), 0.0078125, -1),
+                     w.tensor("means", (1, 1, 1, 3), 0.0078125, -1)],
+                    [w.pool_2d("AVERAGE_POOL_2D", 0, 1, (96, 96))], [0], [1])
+    (tmp_path / "image.tflite").write_bytes(model)
+    assert build.main(["-q", "--no-footprint", "--engine", "aot", "--tflite", str(tmp_path / "image.tflite"),
+                       "--out", str(tmp_path / "model"), "--report-dir", str(tmp_path / "report")]) == 0
+    codes = sweep.random_rows(5, 96 * 96 * 3, 0, 2 if target == "qemu" else 8)
+    codes[0, : 96 * 48 * 3] = 127  # a bright top half: the means move off the middle
+    deployed_model = deployed.load(tmp_path / "model")
+    with emulated_device(target, model_dir=tmp_path / "model", timeout=120.0) as port, \
+            Device(port, timeout=120) as device:
+        got = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8)
+        answer = device.predict([float(v) for v in deployed_model.input_values(codes[0])])
+    want = oracle.tflm_outputs(model, codes)
+    assert np.array_equal(got, want) and len(set(want[:, 0].tolist())) > 1
+    assert np.allclose(answer.values, deployed_model.dequantize(want[0]), atol=1e-4)
