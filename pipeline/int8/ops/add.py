@@ -91,8 +91,7 @@ def macs(model: TfliteModel, op: Operator) -> int:
 def lower(model: TfliteModel, op: Operator, board: bool = False) -> Add:
     a, b = (shapes.int8(model, op, i) for i in op.inputs[:2])
     out = shapes.int8(model, op, op.outputs[0])
-    if op.activation not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        raise shapes.refuse(op, f"fused activation {op.activation} is not supported")
+    shapes.fused_activation(op)
     scale_a, scale_b = float(np.float32(a.scales[0])), float(np.float32(b.scales[0]))
     twice_max = 2 * max(scale_a, scale_b)
     reals = (scale_a / twice_max, scale_b / twice_max, twice_max / ((1 << LEFT_SHIFT) * float(np.float32(out.scales[0]))))

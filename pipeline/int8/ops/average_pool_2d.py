@@ -33,8 +33,7 @@ def lower(model: TfliteModel, op: Operator, board: bool = False) -> Pool:
     inp, out = shapes.int8(model, op, op.inputs[0]), shapes.int8(model, op, op.outputs[0])
     if not shapes.same_quantization(inp, out):
         raise shapes.refuse(op, "input and output quantized differently: pooling does not rescale")
-    if op.activation not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        raise shapes.refuse(op, f"fused activation {op.activation} is not supported")
+    shapes.fused_activation(op)
     height, width, depth = shapes.nhwc(model, op, op.inputs[0])
     out_height, out_width, channels = shapes.nhwc(model, op, op.outputs[0])
     if channels != depth:

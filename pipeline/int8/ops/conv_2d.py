@@ -17,7 +17,6 @@ from pipeline.int8.tflite_model import Operator, Tensor, TfliteModel
 NAMES = ("CONV_2D",)
 AOT = True
 KERNEL = "conv_2d"
-ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,7 @@ def requantization(model: TfliteModel, op: Operator, channels: int) -> tuple[np.
         raise shapes.refuse(op, f"{weights.scales.size} weight scales for {channels} output channels")
     if np.any(weights.zero_points != 0):
         raise shapes.refuse(op, f"weights '{weights.name}' have nonzero zero points")
-    if op.activation not in ACTIVATIONS:
-        raise shapes.refuse(op, f"fused activation {op.activation} is not supported")
+    shapes.fused_activation(op)
     reals = (float(np.float32(inp.scales[0])) * np.broadcast_to(weights.scales.astype(np.float64), (channels,))
              / float(np.float32(out.scales[0])))
     multipliers, shifts = fixedpoint.quantize_multipliers(reals)
@@ -69,12 +67,18 @@ def bias_of(model: TfliteModel, op: Operator, channels: int) -> np.ndarray:
     return shapes.constant(model, op, op.inputs[2], "bias").astype(np.int32).reshape(channels)
 
 
-def lower(model: TfliteModel, op: Operator, board: bool = False) -> Conv2D:
+def operands(model: TfliteModel, op: Operator) -> tuple[Tensor, Tensor, np.ndarray, tuple[int, int, int],
+                                                        tuple[int, int, int]]:
+    """A convolution's int8 input and output, its constant int8 weights, and the two [1, H, W, C] shapes
+    (CONV_2D and DEPTHWISE_CONV_2D alike)."""
     inp, out = shapes.int8(model, op, op.inputs[0]), shapes.int8(model, op, op.outputs[0])
     shapes.int8(model, op, op.inputs[1], per_tensor=False)
     weights = shapes.constant(model, op, op.inputs[1], "weights").astype(np.int8)
-    height, width, depth = shapes.nhwc(model, op, op.inputs[0])
-    out_height, out_width, channels = shapes.nhwc(model, op, op.outputs[0])
+    return inp, out, weights, shapes.nhwc(model, op, op.inputs[0]), shapes.nhwc(model, op, op.outputs[0])
+
+
+def lower(model: TfliteModel, op: Operator, board: bool = False) -> Conv2D:
+    inp, out, weights, (height, width, depth), (out_height, out_width, channels) = operands(model, op)
     if weights.ndim != 4 or weights.shape[0] != channels or depth % weights.shape[3]:
         raise shapes.refuse(op, f"weights of shape {weights.shape} for {depth} input and {channels} output channels")
     groups = depth // weights.shape[3]

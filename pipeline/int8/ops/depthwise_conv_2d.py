@@ -38,11 +38,7 @@ def macs(model: TfliteModel, op: Operator) -> int:
 
 
 def lower(model: TfliteModel, op: Operator, board: bool = False) -> DepthwiseConv2D:
-    inp, out = shapes.int8(model, op, op.inputs[0]), shapes.int8(model, op, op.outputs[0])
-    shapes.int8(model, op, op.inputs[1], per_tensor=False)
-    weights = shapes.constant(model, op, op.inputs[1], "weights").astype(np.int8)
-    height, width, depth = shapes.nhwc(model, op, op.inputs[0])
-    out_height, out_width, channels = shapes.nhwc(model, op, op.outputs[0])
+    inp, out, weights, (height, width, depth), (out_height, out_width, channels) = conv_2d.operands(model, op)
     if weights.ndim != 4 or weights.shape[0] != 1 or weights.shape[3] != channels or channels % depth:
         raise shapes.refuse(op, f"weights of shape {weights.shape} for {depth} input and {channels} output channels")
     multiplier = channels // depth

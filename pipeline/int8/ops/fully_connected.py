@@ -18,7 +18,6 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_INPUTS = 1 << 20
 """The widest input the tables are emitted for: every int8 product sum of a row and the folded bias
 stay exact in the kernel's int32 arithmetic well beyond (127 * 255 per input)."""
-ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,7 @@ def lower(model: TfliteModel, op: Operator, board: bool = False) -> FullyConnect
     values = shapes.constant(model, op, op.inputs[1], "weights")
     if np.any(weights.zero_points != 0):
         raise shapes.refuse(op, f"weights '{weights.name}' have nonzero zero points")
-    if op.activation not in ACTIVATIONS:
-        raise shapes.refuse(op, f"fused activation {op.activation} is not supported")
+    shapes.fused_activation(op)
     units = weights.shape[0]
     bias = model.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     input_scale, output_scale = np.float32(inp.scales[0]), np.float32(out.scales[0])

@@ -34,8 +34,7 @@ def macs(model: TfliteModel, op: Operator) -> int:
 def lower(model: TfliteModel, op: Operator, board: bool = False) -> Mul:
     a, b = (shapes.int8(model, op, i) for i in op.inputs[:2])
     out = shapes.int8(model, op, op.outputs[0])
-    if op.activation not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        raise shapes.refuse(op, f"fused activation {op.activation} is not supported")
+    shapes.fused_activation(op)
     real = float(np.float32(a.scales[0])) * float(np.float32(b.scales[0])) / float(np.float32(out.scales[0]))
     multiplier, shift = fixedpoint.quantize_multiplier(real)
     low, high = fixedpoint.activation_range(op.activation, float(out.scales[0]), int(out.zero_points[0]))

@@ -43,6 +43,17 @@ def refuse(op: Operator, problem: str) -> UnsupportedModelError:
     return UnsupportedModelError(f"op {op.index} {op.op}: {problem}")
 
 
+ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+"""The fused activations TFLM's int8 kernels clamp to (CalculateActivationRangeQuantized)."""
+
+
+def fused_activation(op: Operator) -> str:
+    """The op's fused activation, refused unless the kernels take it."""
+    if op.activation not in ACTIVATIONS:
+        raise refuse(op, f"fused activation {op.activation} is not supported")
+    return op.activation
+
+
 def int8(model: TfliteModel, op: Operator, index: int, per_tensor: bool = True) -> Tensor:
     """Tensor `index` of the model, checked to be int8 (with one scale and zero point if per_tensor)."""
     tensor = model.tensors[index]
