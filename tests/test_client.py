@@ -451,3 +451,18 @@ def test_device_vanishing_mid_query_raises_quickly(request: pytest.FixtureReques
             assert time.monotonic() - start < 2.0
     finally:
         emulation.stop(check=False)
+
+
+def test_an_answer_waits_for_the_models_work() -> None:
+    """Without --timeout, each answer waits 2 s and 1 us more per multiply-accumulate: a keyword spotter
+    of 2.66 million MACs on QEMU's portable AOT kernels takes longer than 2 s; --timeout overrides."""
+    import argparse
+    import op_models
+    from pipeline.device import connect
+    from pipeline.int8 import ops, tflite_model
+    model = op_models.conv(1, 49, 10, 16, 64, kernel=(10, 4), stride=(2, 2))
+    macs = ops.macs(tflite_model.read(model))
+    assert macs == 25 * 5 * 64 * 10 * 4 * 16
+    assert connect.answer_timeout(argparse.Namespace(timeout=None), model) == pytest.approx(2.0 + macs * 1e-6)
+    assert connect.answer_timeout(argparse.Namespace(timeout=None), None) == 2.0
+    assert connect.answer_timeout(argparse.Namespace(timeout=0.5), model) == 0.5

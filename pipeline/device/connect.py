@@ -36,8 +36,26 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
                              "model.tflite (default firmware/model); with --emulate, also the model "
                              "the emulated firmware is built from")
     add_tflm_argument(parser)
-    parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"how long to wait for each answer line (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
+                        help=f"how long to wait for each answer line (default {DEFAULT_TIMEOUT:g} s, and "
+                             f"{SECONDS_PER_MAC * 1e6:g} us more per multiply-accumulate of the model: an answer "
+                             "waits for its inference)")
+
+
+SECONDS_PER_MAC = 1e-6
+"""An answer's wait grows with the model's work: about 3 times what the slowest engine measured needs
+(the AOT engine's portable convolutions, 20 instructions a MAC: 0.3 us on the board's 64 MHz M4, 0.2 us
+under QEMU): person_detect's 7.2 million MACs wait 9 s."""
+
+
+def answer_timeout(args: argparse.Namespace, tflite: bytes | None) -> float:
+    """--timeout as given, else the default plus SECONDS_PER_MAC for each MAC of the model."""
+    if args.timeout is not None:
+        return float(args.timeout)
+    if tflite is None:
+        return DEFAULT_TIMEOUT
+    from pipeline.int8 import ops, tflite_model
+    return DEFAULT_TIMEOUT + SECONDS_PER_MAC * ops.macs(tflite_model.read(tflite))
 
 
 def seconds(text: str) -> float:

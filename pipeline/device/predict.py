@@ -117,8 +117,10 @@ def _typed_lines() -> Iterator[str]:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(_protect_negative(argv))
     queries = [parse_query(q, args.codes) for q in args.queries]  # typos fail before connecting
-    local_id = None if args.allow_stale else deployed.load(args.model_dir).id
-    with connect.device_port(args) as port, Device(port, timeout=args.timeout) as device:
+    local = None if args.allow_stale else deployed.load(args.model_dir)
+    local_id = None if local is None else local.id
+    timeout = connect.answer_timeout(args, None if local is None else local.tflite)
+    with connect.device_port(args) as port, Device(port, timeout=timeout) as device:
         identity = device.identify()
         if local_id is not None:
             connect.check_fresh(identity.model, local_id, args.allow_stale)

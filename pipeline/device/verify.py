@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     model = deployed.load(args.model_dir)
-    with connect.device_port(args) as port, Device(port, timeout=args.timeout) as device:
+    timeout = connect.answer_timeout(args, model.tflite)
+    with connect.device_port(args) as port, Device(port, timeout=timeout) as device:
         connect.check_fresh(device.identify().model, model.id, args.allow_stale)
         result = verify(device, model, allow_stale=args.allow_stale)
     print(report(result, port))
