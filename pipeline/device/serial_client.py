@@ -36,6 +36,10 @@ WRITE_CHUNK = 256
 # predict_codes_many keeps at most this many request bytes in flight besides its window of
 # requests (and always one request, however long): wide rows stay a few lines ahead.
 WINDOW_BYTES = 16 * 1024
+# An answer also waits for its request's bytes to cross the link: at this rate at the slowest (QEMU's
+# UART takes one byte per main-loop round, 12-25 kB/s measured; the board's USB serial is faster).
+# A 96x96x3 image's value query is 270 kB: 27 s more than the device's own time.
+LINK_FLOOR_BYTES_PER_S = 10_000
 
 # Arduino Nano 33 BLE USB ids, from ArduinoCore-mbed's boards.txt (nano33ble.vid/pid.N).
 ARDUINO_VID = 0x2341
@@ -268,9 +272,10 @@ class Device:
         self._buffer.extend(chunk)
         return bool(chunk)
 
-    def _read_line(self, timeout: float | None = None) -> str:
-        """One response line without its line ending, within timeout (default: the device's)."""
-        wait = self.timeout if timeout is None else timeout
+    def _read_line(self, timeout: float | None = None, sent: int = 0) -> str:
+        """One response line without its line ending, within timeout (default: the device's), and the
+        time `sent` request bytes still take to cross the link at its slowest."""
+        wait = (self.timeout if timeout is None else timeout) + sent / LINK_FLOOR_BYTES_PER_S
         deadline = Deadline(wait)
         while True:
             end = self._buffer.find(b"\n")
@@ -304,7 +309,7 @@ class Device:
         if "\n" in line or "\r" in line:
             raise ValueError("one request is one line: no CR or LF inside")
         self._write(line + "\n")
-        return self._checked(self._read_line(timeout))
+        return self._checked(self._read_line(timeout, sent=len(line) + 1))
 
     @staticmethod
     def _checked(answer: str) -> str:
@@ -414,8 +419,8 @@ class Device:
             if not in_flight:
                 break
             index, sent = in_flight.popleft()
+            answer = self._read_line(sent=in_flight_bytes)  # the bytes ahead of its answer too
             in_flight_bytes -= sent
-            answer = self._read_line()
             if failure is not None:
                 continue
             try:
