@@ -207,3 +207,15 @@ def test_build_lines_give_instructions_per_mac_and_the_tflm_ratio() -> None:
         "(2.65 per MAC, 5.1x fewer than TFLM's 3877)",
         "footprint tflm: flash 40619 B, RAM 900 B (data + bss), stack 764 B, 3877 instructions per inference, "
         "arena 820 B"]
+
+
+def test_build_lines_say_when_the_aot_engine_is_the_slower() -> None:
+    """A convolutional model on the AOT engine's portable kernels: the line says how many times more."""
+    from pipeline.emit import report
+    aot = {"flash_bytes": 31151, "ram_bytes": 16004, "stack_bytes": 140, "instructions_per_inference": 55943989,
+           "macs": 2664768, "instructions_per_mac": 20.99, "arena_bytes": 16000}
+    tflm = {"flash_bytes": 125022, "ram_bytes": 31157, "stack_bytes": 1140, "instructions_per_inference": 9916489,
+            "macs": 2664768, "instructions_per_mac": 3.72, "arena_bytes": 24164}
+    assert report.footprint_lines({"aot": aot, "tflm": tflm})[0] == (
+        "footprint aot: flash 31151 B, RAM 16004 B (data + bss), stack 140 B, 55943989 instructions per inference "
+        "(20.99 per MAC, 5.6x more than TFLM's 9916489), arena 16000 B")

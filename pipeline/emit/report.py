@@ -344,7 +344,9 @@ def footprint_lines(footprint: dict[str, Any] | None) -> list[str]:
             text += f" ({f['instructions_per_mac']:.2f} per MAC"
             tflm = footprint.get("tflm", {}).get("instructions_per_inference")  # absent when skipped
             if tflm and f["instructions_per_inference"]:
-                text += f", {tflm / f['instructions_per_inference']:.1f}x fewer than TFLM's {tflm}"
+                ratio = tflm / f["instructions_per_inference"]
+                text += (f", {ratio:.1f}x fewer than TFLM's {tflm}" if ratio >= 1
+                         else f", {1 / ratio:.1f}x more than TFLM's {tflm}")
             text += ")"
         return text + (f", arena {f['arena_bytes']} B" if f.get("arena_bytes") else "")
 
