@@ -116,6 +116,7 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
             f"{tfl.sha256[:12]}); input range from its quantization [{input_range[0]:g}, {input_range[1]:g}]")
     input_range = (float(input_range[0]), float(input_range[1]))
     layer_of = _layer_of(own_model, tfl)
+    aot_refused = reference.aot_refusal(tfl)  # why the AOT engine cannot run it, or None
     if args.engine == "tflm":
         tflm_ops.require_ops(tfl, layer_of)
         found = quantize.per_channel_weights(tfl)
@@ -127,11 +128,10 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
                 "--engine aot (it computes per-channel weights)")
         quantize.require_per_tensor(tfl)
     else:
-        refusal = reference.aot_refusal(tfl)
-        if refusal:
-            op = next((o for o in tfl.operators if refusal.startswith(f"op {o.index} ")), None)
+        if aot_refused:
+            op = next((o for o in tfl.operators if aot_refused.startswith(f"op {o.index} ")), None)
             layer = layer_of(op) if op is not None else ""
-            raise OwnUsageError(f"--engine aot: {refusal}{f' (layer {layer})' if layer else ''}")
+            raise OwnUsageError(f"--engine aot: {aot_refused}{f' (layer {layer})' if layer else ''}")
 
     judged = rows if rows is not None else _range_rows(width, *input_range)
     judged = judged.subset(data_stage.sample_rows(len(judged.x), JUDGED_DATA_ROWS))
@@ -145,7 +145,7 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
             result.warnings.append(board_warning)
 
     plan = None
-    if reference.aot_refusal(tfl) is None:
+    if aot_refused is None:
         _, plan, too_big = aot.plan_of(tfl)
         if too_big and args.engine == "aot":
             raise OwnUsageError(f"--engine aot: {too_big}")
@@ -157,7 +157,7 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
     sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist(), engine=args.engine)
     say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
         f"zp {facts.output_zero_point}, range [{input_range[0]:g}, {input_range[1]:g}], ops {', '.join(tfl.ops)}, "
-        f"arena {facts.arena} B" + ("; TFLM engine only" if reference.aot_refusal(tfl) else ""))
+        f"arena {facts.arena} B" + ("; TFLM engine only" if aot_refused else ""))
     if plan is not None:
         say(f"aot plan: arena {plan['arena_bytes']} B, {plan['peak_live_bytes']} B of tensors alive at the peak "
             f"({plan['peak_op']}); TFLM's arena {facts.arena_measured} B as the host measured it")
@@ -168,4 +168,4 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
     r = own_report.assemble(facts, result, args.engine, len(tflite), str(args.keras or args.tflite),
                             judged.source if rows is not None else None)
     r["model"]["aot_plan"] = plan
-    return {"sources": sources, "report": r, "aot": reference.aot_refusal(tfl) is None}
+    return {"sources": sources, "report": r, "aot": aot_refused is None}

@@ -29,7 +29,7 @@ def plan_of(model: TfliteModel) -> tuple[memory.Plan, dict[str, object], str | N
     """The model's memory plan as header() lays it out, its summary for the report, and why it would
     not fit the board (None when it does)."""
     steps = reference.graph(model)
-    layout = memory.plan(steps, memory.tensor_bytes(model), model.inputs[0], model.outputs[0])
+    layout = memory.plan(steps, memory.tensor_bytes(model.tensors), model.inputs[0], model.outputs[0])
     names = {t.index: t.name for t in model.tensors}
     return (layout, memory.summary(layout, steps, names),
             memory.board_refusal(layout, steps, names, shapes.values(model.input.shape), shapes.values(model.output.shape)))
@@ -38,8 +38,7 @@ def plan_of(model: TfliteModel) -> tuple[memory.Plan, dict[str, object], str | N
 def emit(steps: Sequence[reference.Step], tensors: Sequence[Tensor], model_input: int, model_output: int,
          note: str = "") -> str:
     """The header for ops already lowered: steps in order, over these tensors."""
-    sizes = {t.index: shapes.values(t.shape) for t in tensors}
-    layout = memory.plan(steps, sizes, model_input, model_output)
+    layout = memory.plan(steps, memory.tensor_bytes(tensors), model_input, model_output)
 
     def pointer(t: int) -> str:
         place = layout.places[t]
@@ -60,9 +59,8 @@ def emit(steps: Sequence[reference.Step], tensors: Sequence[Tensor], model_input
         if hasattr(unit, "c_arguments"):  # operands named by the unit: an activation, or a constant's table
             reads = [reads[int(a[2:])] if a.startswith("in") and a[2:].isdigit() else a
                      for a in unit.c_arguments(step.layer, name)]
-        if unit.KERNEL == "concatenation":
-            calls.append(f"  {{\n    const int8_t *const inputs[] = {{{', '.join(reads)}}};\n"
-                         f"    aot_concatenation(&{name}, inputs, {pointer(step.output)});\n  }}")
+        if hasattr(unit, "c_call"):  # a kernel called otherwise than (params, inputs..., output)
+            calls.append(unit.c_call(name, reads, pointer(step.output)))
         else:
             calls.append(f"  aot_{unit.KERNEL}(&{name}, {', '.join(reads)}, {pointer(step.output)});"
                          f" /* op {step.op.index} {step.op.op} */")

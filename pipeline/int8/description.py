@@ -18,10 +18,6 @@ MAX_CLASSES = 64
 MAX_LABEL_BYTES = 48
 """A label as sent (encoded) is at most this long: the device's answer buffer is sized by it."""
 
-ALL_CODES = "all"
-"""model.json's sweep codes for a one-input model: every code -128..127 in order, derived, not listed."""
-
-
 @dataclass(frozen=True)
 class Interface:
     """What a client must know to talk to the model, and what the device reports in `id`:
@@ -166,15 +162,6 @@ class ModelDescription(Interface):
         if meta.get("id", description.id) != description.id:
             raise ValueError(f"id {meta['id']} is not the first 12 digits of sha256 {description.sha256}")
         return description
-
-
-def sweep_codes(codes: str | list[list[int]], inputs: int) -> np.ndarray:
-    """model.json's sweep codes as int8 rows [n, inputs]; ALL_CODES stands for -128..127 of one input."""
-    if codes == ALL_CODES:
-        if inputs != 1:
-            raise ValueError(f'sweep codes "{ALL_CODES}" need a one-input model, not {inputs} inputs')
-        return np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
-    return np.asarray(codes, dtype=np.int8).reshape(-1, inputs)
 
 
 def encode_label(label: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from pipeline.int8.ops import shapes
+from pipeline.int8.tflite_model import Tensor
 
 ALIGN = 4
 """Every tensor starts on a word: the kernels may load four codes at once."""
@@ -29,10 +30,9 @@ class Place:
 class Plan:
     places: dict[int, Place]
     arena_bytes: int
-    copies: set[int] = field(default_factory=set)
-    """Steps of an ALIAS unit that copy after all: the model's output would otherwise be its input."""
     aliases: set[int] = field(default_factory=set)
-    """Steps of an ALIAS unit with nothing to do: their output has their input's bytes."""
+    """Steps of an ALIAS unit with nothing to do: their output has their input's bytes. One that would
+    make the model's output its input is not among them: it runs, a copy."""
     peak_step: int = -1
     peak_tensors: tuple[int, ...] = ()
     """The tensors in the arena at the step where the most bytes are live (the peak of the live bytes,
@@ -61,7 +61,7 @@ def plan(steps: Sequence, sizes: dict[int, int], model_input: int, model_output:
     """steps: the model's ops in order, each with .unit, .inputs (tensors read) and .output; sizes:
     bytes of each tensor."""
     groups = _Groups()
-    copies, aliases = set(), set()
+    aliases: set[int] = set()
 
     def special(t: int) -> str | None:
         root = groups.find(t)
@@ -72,9 +72,7 @@ def plan(steps: Sequence, sizes: dict[int, int], model_input: int, model_output:
     for k, step in enumerate(steps):  # aliases first: they decide which tensors are the caller's
         if getattr(step.unit, "ALIAS", False):
             kinds = {special(step.inputs[0]), special(step.output)}
-            if kinds == {"input", "output"}:
-                copies.add(k)  # the model's output would be its input: the last alias copies
-            else:
+            if kinds != {"input", "output"}:  # else the model's output would be its input: it copies
                 groups.union(step.output, step.inputs[0])
                 aliases.add(k)
 
@@ -119,7 +117,7 @@ def plan(steps: Sequence, sizes: dict[int, int], model_input: int, model_output:
         if total > live:
             peak_step, live = k, total
             peak = tuple(sorted(t for r in alive for t in members[r]))
-    return Plan(places, _aligned(arena), copies, aliases, peak_step, peak, live)
+    return Plan(places, _aligned(arena), aliases, peak_step, peak, live)
 
 
 def _aligned(n: int) -> int:
@@ -145,9 +143,9 @@ def _place(spans: dict[int, tuple[int, int, int]]) -> dict[int, int]:
     return offsets
 
 
-def tensor_bytes(model) -> dict[int, int]:
+def tensor_bytes(tensors: Sequence[Tensor]) -> dict[int, int]:
     """Bytes of one inference of each tensor (int8: one a value)."""
-    return {t.index: shapes.values(t.shape) for t in model.tensors}
+    return {t.index: shapes.values(t.shape) for t in tensors}
 
 
 BOARD_RAM_BYTES = 256 * 1024

@@ -67,3 +67,9 @@ def c_table(layer: Concatenation, name: str, inputs: list[Tensor], output: Tenso
 def c_arguments(layer: Concatenation, name: str) -> list[str]:
     """Each input's pointer, in order: `in<k>` for the op's k-th activation, a constant's table."""
     return [f"in{s}" if isinstance(s, int) else f"{name}_c{k}" for k, s in enumerate(layer.sources)]
+
+
+def c_call(name: str, reads: list[str], output: str) -> str:
+    """The kernel takes its inputs as one array of pointers."""
+    return (f"  {{\n    const int8_t *const inputs[] = {{{', '.join(reads)}}};\n"
+            f"    aot_concatenation(&{name}, inputs, {output});\n  }}")
