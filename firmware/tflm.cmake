@@ -65,6 +65,9 @@ enable_language(C CXX)
 # Not TF_LITE_STATIC_MEMORY: this tree does not compile with it (kernel_util.cpp uses
 # TfLiteIntArrayCreate and dims_signature) and the board build does not define it.
 set(_tflm_defs ARDUINO=1 ARDUINO_EXCLUDE_CODE)
+# The tree's own path out of __FILE__, in the library and in the engine that includes its
+# macros: the image does not depend on where the tree is installed.
+set(_tflm_path_map "-ffile-prefix-map=${_tflm_src}/=")
 
 if(DEFINED TFLM_LIBRARY AND NOT TFLM_LIBRARY STREQUAL "")
 # --- the library, compiled once already ------------------------------------------------
@@ -120,6 +123,7 @@ endif()
 # micro_time.cpp reads the clock through the Arduino glue (peripherals/) unless told to
 # use <ctime>; only the profiler calls it, but the library should link anywhere.
 target_compile_definitions(tflm_lib PRIVATE TF_LITE_USE_CTIME)
+target_compile_options(tflm_lib PRIVATE ${_tflm_path_map})
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
   # A third-party tree: keep its warnings out of this project's build log.
   target_compile_options(tflm_lib PRIVATE -w $<$<COMPILE_LANGUAGE:CXX>:-fno-rtti -fno-exceptions>)
@@ -151,6 +155,7 @@ add_library(tflm_engine STATIC "${_fw}/engines/engine_tflm.cpp" "${TFLM_MODEL_DA
 target_include_directories(tflm_engine PUBLIC "${_fw}/core" "${TFLM_MODEL_DIR}")
 target_link_libraries(tflm_engine PUBLIC tflm_lib)
 target_compile_definitions(tflm_engine PRIVATE ${_tflm_defs})
+target_compile_options(tflm_engine PRIVATE ${_tflm_path_map})
 set_target_properties(tflm_engine PROPERTIES
   CXX_STANDARD 14 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS ON)
 if(NOT CMAKE_SYSTEM_NAME STREQUAL "Generic")
@@ -163,4 +168,5 @@ endif()
 
 unset(_tflm_sources)
 unset(_tflm_defs)
+unset(_tflm_path_map)
 unset(_tflm_is_arm)
