@@ -196,6 +196,23 @@ def test_a_plan_the_board_cannot_hold_is_refused_for_the_aot_engine(tmp_path, ca
     assert not (tmp_path / "m").exists()
 
 
+def test_a_model_whose_input_and_output_pass_the_board_is_refused_without_an_arena(tmp_path, capsys):
+    """x + x on a 128x256x3 image needs no arena, but its input and output (96 KB each) and the core's
+    2 KB do not fit; a 96x96x3 one (27,648 values each way) does: the answer's length costs no RAM."""
+    import tflite_writer as w
+    for shape, status in (((1, 128, 256, 3), 2), ((1, 96, 96, 3), 0)):
+        model = w.write([w.tensor("image", shape, 0.0078125, -1), w.tensor("doubled", shape, 0.01, 3)],
+                        [w.elementwise("ADD", 0, 0, 1)], [0], [1])
+        (tmp_path / "double.tflite").write_bytes(model)
+        assert build.main(["-q", "--no-footprint", "--engine", "aot", "--tflite", str(tmp_path / "double.tflite"),
+                           "--out", str(tmp_path / f"m{status}"), "--report-dir", str(tmp_path / "r")]) == status
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line == ("error: --engine aot: the AOT engine needs no arena, but the model's input (98304 B), output "
+                    "(98304 B) and the protocol core (2048 B) need 198656 B, more than the 196608 B the Nano 33 BLE "
+                    "leaves a sketch (256 KB less 64 KB for the mbed core, its stacks and USB serial)")
+    assert not (tmp_path / "m2").exists() and (tmp_path / "m0" / "model_aot.h").is_file()
+
+
 @pytest.mark.parametrize("target", ["native", "qemu"])
 def test_an_image_of_27648_values_streams_in(tmp_path, target):
     """A 96x96x3 image (the visual wake words input): each query of 27,648 codes or values is parsed as
@@ -220,4 +237,30 @@ def test_an_image_of_27648_values_streams_in(tmp_path, target):
         answer = device.predict([float(v) for v in deployed_model.input_values(codes[0])])
     want = oracle.tflm_outputs(model, codes)
     assert np.array_equal(got, want) and len(set(want[:, 0].tolist())) > 1
+    assert np.allclose(answer.values, deployed_model.dequantize(want[0]), atol=1e-4)
+
+
+@pytest.mark.parametrize("target", ["native", "qemu"])
+def test_an_answer_of_27648_values_streams_out(tmp_path, target):
+    """An image-to-image model (each pixel added to itself, rescaled): each answer of 27,648 codes or values
+    is formatted as it is sent, a piece at a time, so its length needs no buffer on the device."""
+    import tflite_writer as w
+    from pipeline.int8 import oracle, sweep
+    problem = toolchains.native_problem() if target == "native" else (qemu.toolchain_problem() or qemu.qemu_problem())
+    if problem:
+        pytest.skip(problem)
+    model = w.write([w.tensor("image", (1, 96, 96, 3), 0.0078125, -1),
+                     w.tensor("doubled", (1, 96, 96, 3), 0.01, 3)],
+                    [w.elementwise("ADD", 0, 0, 1)], [0], [1])
+    (tmp_path / "double.tflite").write_bytes(model)
+    assert build.main(["-q", "--no-footprint", "--engine", "aot", "--tflite", str(tmp_path / "double.tflite"),
+                       "--out", str(tmp_path / "model"), "--report-dir", str(tmp_path / "report")]) == 0
+    codes = sweep.random_rows(9, 96 * 96 * 3, 0, 2)
+    deployed_model = deployed.load(tmp_path / "model")
+    with emulated_device(target, model_dir=tmp_path / "model", timeout=120.0) as port, \
+            Device(port, timeout=120) as device:
+        got = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8)
+        answer = device.predict([float(v) for v in deployed_model.input_values(codes[0])])
+    want = oracle.tflm_outputs(model, codes)
+    assert want.shape == (2, 27648) and np.array_equal(got, want) and len(set(want[0].tolist())) > 100
     assert np.allclose(answer.values, deployed_model.dequantize(want[0]), atol=1e-4)

@@ -54,6 +54,16 @@ def test_a_wrong_expected_answer_fails(core_test: Path) -> None:
     assert done.stdout.splitlines()[-1].endswith(" checks, 1 failed")
 
 
+def test_the_cores_ram_does_not_grow_with_the_model(core_test: Path) -> None:
+    """Beside the model's input and output, app_t is the same for 2 outputs, a classifier's labels and 40
+    outputs (answers are formatted as they are sent), and within what the AOT plan's board check
+    counts for it (APP_CORE_BYTES)."""
+    from pipeline.int8 import plan
+    sizes = [int(run(core_test.parent / name, "--state-bytes").stdout)
+             for name in ("core_test", "core_test_classify", "core_test_wide")]
+    assert max(sizes) - min(sizes) < 8 and max(sizes) <= plan.APP_CORE_BYTES, sizes
+
+
 def test_unknown_arguments_are_refused(core_test: Path) -> None:
     done = run(core_test, "--no-such-flag")
     assert done.returncode == 2 and "usage:" in done.stderr
@@ -63,7 +73,7 @@ def test_a_classifier_answers_its_top_label_and_lists_its_labels(core_test: Path
     """The same core built over a classifier's header: labels, the task in id, ties to the lower index."""
     done = run(core_test.with_name("core_test_classify"))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines() == ["ok classifier", "core_test: 9 checks, 0 failed"], done.stdout
+    assert done.stdout.splitlines() == ["ok classifier", "core_test: 18 checks, 0 failed"], done.stdout
 
 
 def test_a_wide_model_takes_queries_far_longer_than_a_stored_line(core_test: Path) -> None:

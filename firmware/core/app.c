@@ -324,72 +324,77 @@ static void reply_command(app_t *app, const char *pos, const char *end, proto_ou
   }
 }
 
-size_t app_respond(app_t *app, const char *line, size_t len, char *out, size_t cap) {
-  proto_out_t o;
+/* The answer to one stored line (without its CRLF) into o. */
+static void respond(app_t *app, const char *line, size_t len, proto_out_t *o) {
   const char *pos = line;
-  const char *end;
-  if (app == NULL || out == NULL || cap < 2) return 0;
-  if (line == NULL) len = 0;
-  end = line == NULL ? NULL : line + len;
-  proto_out_init(&o, out, cap - 2); /* CRLF always fits */
-
+  const char *end = line == NULL ? NULL : line + len;
   while (pos != NULL && pos < end && proto_is_separator(*pos)) pos++;
   if (pos == NULL || pos >= end) {
-    put_error(&o, PROTO_ERR_EMPTY_LINE, "empty line");
+    put_error(o, PROTO_ERR_EMPTY_LINE, "empty line");
   } else if (is_letter(*pos) || *pos == '?') {
-    reply_command(app, pos, end, &o);
+    reply_command(app, pos, end, o);
   } else {
-    reply_values(app, pos, end, &o);
+    reply_values(app, pos, end, o);
   }
-  out[o.len++] = '\r';
-  out[o.len++] = '\n';
-  return o.len;
 }
 
-/* The answer to a line that arrived too long: the line itself was never stored. */
-static size_t too_long_answer(char *out, size_t cap) {
+size_t app_respond(app_t *app, const char *line, size_t len, char *out, size_t cap) {
   proto_out_t o;
-  proto_out_init(&o, out, cap - 2); /* cap is APP_RESPONSE_MAX */
-  put_error(&o, PROTO_ERR_LINE_TOO_LONG, k_too_long);
+  if (app == NULL || out == NULL || cap < 2) return 0;
+  proto_out_init(&o, out, cap - 2); /* CRLF always fits */
+  respond(app, line, line == NULL ? 0 : len, &o);
   out[o.len++] = '\r';
   out[o.len++] = '\n';
   return o.len;
 }
 
-/* Appends one answer (CRLF included) to the echo memory, first dropping the oldest whole
- * lines that no longer fit. */
-static void remember(app_t *app, const char *answer, size_t n) {
-  if (n > APP_ECHO_WINDOW) n = 0; /* cannot happen: an answer fits (APP_RESPONSE_MAX) */
-  if (app->sent_len + n > APP_ECHO_WINDOW) {
-    size_t drop = app->sent_len + n - APP_ECHO_WINDOW;
-    while (drop < app->sent_len && app->sent[drop - 1] != '\n') drop++; /* to a line start */
-    memmove(app->sent, app->sent + drop, app->sent_len - drop);
-    app->sent_len -= drop;
-  }
-  memcpy(app->sent + app->sent_len, answer, n);
-  app->sent_len += n;
+/* ---- sending: answers formatted as they go out, remembered as a length and a hash ---- */
+
+#define HASH_SEED 0xcbf29ce484222325ull /* FNV-1a 64 */
+#define HASH_PRIME 0x100000001b3ull
+
+static uint64_t hash_byte(uint64_t h, uint8_t byte) { return (h ^ byte) * HASH_PRIME; }
+
+/* A received line's hash as an answer line: its bytes, then the CRLF every answer ends with. */
+static uint64_t hash_as_answer(uint64_t h) { return hash_byte(hash_byte(h, '\r'), '\n'); }
+
+/* proto_flush_fn: one piece of the answer to the peer, counted into its hash. */
+static void send_piece(void *ctx, const char *bytes, size_t n) {
+  app_t *app = (app_t *)ctx;
+  size_t i;
+  for (i = 0; i < n; i++) app->out_hash = hash_byte(app->out_hash, (uint8_t)bytes[i]);
+  app->out_len += n;
+  if (app->write != NULL) app->write(app->ctx, (const uint8_t *)bytes, n);
 }
 
-/* 1 when line is, byte for byte, one of the answer lines in the echo memory. */
-static int recently_sent(const app_t *app, const char *line, size_t len) {
-  size_t pos = 0;
-  if (len == 0) return 0;
-  while (pos < app->sent_len) {
-    const char *nl;
-    if (app->sent_len - pos >= len + 2 && memcmp(app->sent + pos, line, len) == 0 &&
-        app->sent[pos + len] == '\r' && app->sent[pos + len + 1] == '\n') {
+static void answer_open(app_t *app, proto_out_t *o) {
+  app->out_hash = HASH_SEED;
+  app->out_len = 0;
+  proto_out_init_stream(o, app->response, sizeof app->response, send_piece, app);
+}
+
+/* Ends the answer with CRLF, sends what is left and remembers the whole line. */
+static void answer_close(app_t *app, proto_out_t *o) {
+  app_echo_t *slot = &app->echo[app->echo_next];
+  proto_put_char(o, '\r');
+  proto_put_char(o, '\n');
+  proto_out_flush(o);
+  slot->len = (uint32_t)app->out_len;
+  slot->hash[0] = (uint32_t)app->out_hash;
+  slot->hash[1] = (uint32_t)(app->out_hash >> 32);
+  app->echo_next = (app->echo_next + 1u) % APP_ECHO_LINES;
+}
+
+/* 1 when a line of len bytes (its CRLF included) hashing to h is one of the recent answers. */
+static int recently_sent(const app_t *app, size_t len, uint64_t h) {
+  size_t i;
+  for (i = 0; i < APP_ECHO_LINES; i++) {
+    const app_echo_t *e = &app->echo[i];
+    if (e->len != 0 && e->len == len && e->hash[0] == (uint32_t)h && e->hash[1] == (uint32_t)(h >> 32)) {
       return 1;
     }
-    nl = (const char *)memchr(app->sent + pos, '\n', app->sent_len - pos);
-    if (nl == NULL) break;
-    pos = (size_t)(nl - app->sent) + 1;
   }
   return 0;
-}
-
-static void send_line(app_t *app, const char *bytes, size_t n) {
-  remember(app, bytes, n);
-  if (app->write != NULL) app->write(app->ctx, (const uint8_t *)bytes, n);
 }
 
 /* Decides whether a complete line is an echo of the device's own output (not answered)
@@ -424,61 +429,31 @@ static int starts_as_error(const char *line, size_t len) {
 }
 
 static int drop_as_echo(app_t *app, const char *line, size_t len, int ended_by_cr) {
-  return echo_verdict(app, len == 0, recently_sent(app, line, len), starts_as_error(line, len), ended_by_cr);
+  uint64_t h = HASH_SEED;
+  size_t i;
+  for (i = 0; i < len; i++) h = hash_byte(h, (uint8_t)line[i]);
+  return echo_verdict(app, len == 0, len > 0 && recently_sent(app, len + 2, hash_as_answer(h)),
+                      starts_as_error(line, len), ended_by_cr);
 }
 
 /* ---- long lines: parsed field by field as they arrive ------------------------------- */
 
-/* The echo memory, matched incrementally: stream.echo_line is the first answer line in
- * sent[] that begins with the line's final bytes so far (echo_len of them). Those bytes
- * are that line's own, so a later line is a candidate exactly when it begins with the same
- * echo_len bytes; the candidate only moves forward, and sent[] does not change while a
- * line arrives (answers go out at line ends), so a whole line costs at most one pass over
- * the echo memory. */
+/* The echo memory for a long line: its final bytes are hashed as they become final (the
+ * field being typed only when it ends: Backspace may still shorten it), and the whole
+ * line is looked up at its end. */
 static void echo_feed(app_t *app, uint8_t byte) {
-  app_stream_t *st = &app->stream;
-  size_t at = st->echo_line;
-  if (!st->echo_alive) return;
-  if (at + st->echo_len < app->sent_len && (uint8_t)app->sent[at + st->echo_len] == byte) {
-    st->echo_len++;
-    return;
-  }
-  for (;;) { /* the next answer line that begins with the same bytes, then this one */
-    const char *nl = (const char *)memchr(app->sent + at, '\n', app->sent_len - at);
-    if (nl == NULL) break;
-    at = (size_t)(nl - app->sent) + 1;
-    if (at + st->echo_len >= app->sent_len) break;
-    if (memcmp(app->sent + at, app->sent + st->echo_line, st->echo_len) == 0 &&
-        (uint8_t)app->sent[at + st->echo_len] == byte) {
-      st->echo_line = at;
-      st->echo_len++;
-      return;
-    }
-  }
-  st->echo_alive = 0;
+  app->stream.echo_hash = hash_byte(app->stream.echo_hash, byte);
+  app->stream.echo_len++;
 }
 
-/* 1 when the line's final bytes are, byte for byte, one whole answer line of the echo memory. */
+/* 1 when the line's final bytes are one whole answer line of the echo memory. */
 static int echo_whole(const app_t *app) {
-  const app_stream_t *st = &app->stream;
-  size_t at = st->echo_line;
-  if (!st->echo_alive) return 0;
-  while (at + st->echo_len + 2 <= app->sent_len) {
-    const char *nl;
-    if (memcmp(app->sent + at, app->sent + st->echo_line, st->echo_len) == 0 &&
-        app->sent[at + st->echo_len] == '\r' && app->sent[at + st->echo_len + 1] == '\n') {
-      return 1;
-    }
-    nl = (const char *)memchr(app->sent + at, '\n', app->sent_len - at);
-    if (nl == NULL) break;
-    at = (size_t)(nl - app->sent) + 1;
-  }
-  return 0;
+  return recently_sent(app, app->stream.echo_len + 2, hash_as_answer(app->stream.echo_hash));
 }
 
 static void echo_feed_bytes(app_t *app, const char *bytes, size_t n) {
   size_t i;
-  for (i = 0; i < n && app->stream.echo_alive; i++) echo_feed(app, (uint8_t)bytes[i]);
+  for (i = 0; i < n; i++) echo_feed(app, (uint8_t)bytes[i]);
 }
 
 /* The field being typed (in line.buf) is complete: it becomes final (echo memory), and is
@@ -559,33 +534,28 @@ static void stream_start(app_t *app) {
   size_t i;
   memset(st, 0, sizeof *st);
   st->active = 1;
-  st->echo_alive = app->sent_len > 0;
+  st->echo_hash = HASH_SEED;
   st->err_line = (uint8_t)starts_as_error(ln->buf, n);
   ln->len = 0;
   for (i = 0; i < n; i++) stream_byte(app, (uint8_t)ln->buf[i]);
 }
 
 /* The answer to a long line that is not an echo. */
-static size_t stream_answer(app_t *app, char *out, size_t cap) {
+static void stream_respond(app_t *app, proto_out_t *o) {
   const app_stream_t *st = &app->stream;
   int values = st->kind == APP_STREAM_VALUES;
-  proto_out_t o;
-  proto_out_init(&o, out, cap - 2); /* CRLF always fits */
   if (st->kind != APP_STREAM_VALUES && st->kind != APP_STREAM_CODES) {
-    put_error(&o, PROTO_ERR_LINE_TOO_LONG, k_too_long);
+    put_error(o, PROTO_ERR_LINE_TOO_LONG, k_too_long);
   } else if (st->bad_field != 0) {
-    put_field_error(&o, values ? PROTO_ERR_BAD_NUMBER : PROTO_ERR_BAD_CODE,
+    put_field_error(o, values ? PROTO_ERR_BAD_NUMBER : PROTO_ERR_BAD_CODE,
                     values ? "bad number at field " : "bad code at field ", st->bad_field);
   } else if (st->fields != MODEL_INPUT_COUNT) {
-    put_count_error(&o, values ? "values" : "codes", st->fields);
+    put_count_error(o, values ? "values" : "codes", st->fields);
   } else if (values) {
-    answer_values(app, st->clipped, &o);
+    answer_values(app, st->clipped, o);
   } else {
-    answer_codes(app, &o);
+    answer_codes(app, o);
   }
-  out[o.len++] = '\r';
-  out[o.len++] = '\n';
-  return o.len;
 }
 
 /* A long line's ending: its last field, the echo rule, the answer. */
@@ -594,7 +564,10 @@ static void stream_end(app_t *app, int ended_by_cr) {
   proto_line_t *ln = &app->line;
   if (st->kind != APP_STREAM_LONG && (ln->len > 0 || st->long_field)) stream_field_done(app);
   if (!echo_verdict(app, 0, echo_whole(app), st->err_line, ended_by_cr)) {
-    send_line(app, app->response, stream_answer(app, app->response, sizeof app->response));
+    proto_out_t o;
+    answer_open(app, &o);
+    stream_respond(app, &o);
+    answer_close(app, &o);
   }
   memset(st, 0, sizeof *st);
   ln->len = 0;
@@ -606,6 +579,7 @@ static void feed_byte(app_t *app, uint8_t byte) {
   const char *line = NULL;
   size_t len = 0;
   proto_line_event_t ev;
+  proto_out_t o;
   int ending = byte == '\r' || byte == '\n';
   int edit = byte == PROTO_BACKSPACE || byte == PROTO_DELETE;
   if (app->stream.active) {
@@ -628,9 +602,13 @@ static void feed_byte(app_t *app, uint8_t byte) {
   ev = proto_line_push(&app->line, byte, &line, &len);
   if (ev == PROTO_LINE_TOO_LONG) { /* cannot happen: a long line is streamed above */
     app->after_echo = app->lf_repeat = app->lf_echo = 0;
-    send_line(app, app->response, too_long_answer(app->response, sizeof app->response));
+    answer_open(app, &o);
+    put_error(&o, PROTO_ERR_LINE_TOO_LONG, k_too_long);
+    answer_close(app, &o);
   } else if (ev == PROTO_LINE_READY && !drop_as_echo(app, line, len, app->line.after_cr)) {
-    send_line(app, app->response, app_respond(app, line, len, app->response, sizeof app->response));
+    answer_open(app, &o);
+    respond(app, line, len, &o);
+    answer_close(app, &o);
   }
 }
 

@@ -28,26 +28,42 @@ typedef uint32_t (*app_clock_fn)(void);
 #define MODEL_LABELS_BYTES 0
 #endif
 
-/* Longest response line, CRLF included: values (then a classifier's top label), or `labels`. */
+/* Longest answer line, CRLF included: values (then a classifier's top label), or `labels`.
+ * Nothing on the device is sized by it (answers are formatted as they are sent); hosts and
+ * tests that collect a whole answer in a buffer use it. */
 #define APP_VALUES_MAX (256 + 20 * (MODEL_OUTPUT_COUNT) + 1 + (MODEL_LABEL_MAX_BYTES))
 #define APP_LABELS_MAX (16 + (MODEL_LABELS_BYTES))
 #define APP_RESPONSE_MAX (APP_VALUES_MAX > APP_LABELS_MAX ? APP_VALUES_MAX : APP_LABELS_MAX)
+
+/* Bytes of an answer formatted before each write: an answer of any length is sent in
+ * pieces of at most this many bytes, so its length costs no RAM; a short answer is one
+ * write. */
+#ifndef APP_OUT_CHUNK
+#define APP_OUT_CHUNK 128
+#endif
 
 /* Largest N of `bench N`. A build may lower it (the fuzz build does, to stay fast). */
 #ifndef APP_BENCH_MAX
 #define APP_BENCH_MAX 1000000
 #endif
 
-/* Echo memory: the device's most recent output, whole answer lines within its last
- * APP_ECHO_WINDOW bytes (always at least the last answer). A line that repeats one of
- * them can be the echo of a host tty with echo on; such echoes are not answered
- * (docs/protocol.md, "Echo"). */
-#define APP_ECHO_WINDOW (APP_RESPONSE_MAX > 512 ? APP_RESPONSE_MAX : 512)
+/* Echo memory: the device's last APP_ECHO_LINES answer lines, each kept as its length and
+ * a 64-bit FNV-1a hash of its bytes (CRLF included), so an answer of any length costs 12
+ * bytes. A line that repeats one of them can be the echo of a host tty with echo on; such
+ * echoes are not answered (docs/protocol.md, "Echo"). */
+#ifndef APP_ECHO_LINES
+#define APP_ECHO_LINES 64
+#endif
+
+typedef struct {
+  uint32_t len;        /* bytes, CRLF included */
+  uint32_t hash[2];    /* FNV-1a 64, low word first (two words: no padding on 32-bit cores) */
+} app_echo_t;
 
 /* A line that passes PROTO_LINE_MAX bytes is no longer stored: from then on its fields are
  * parsed as they arrive (values or `q` codes straight into app_t.input), the line buffer
- * holds only the field being typed, and the echo memory is matched byte by byte as the
- * line's final bytes arrive (docs/protocol.md, "Long lines"). */
+ * holds only the field being typed, and the line's final bytes are hashed as they arrive,
+ * for the echo memory (docs/protocol.md, "Long lines"). */
 typedef enum {
   APP_STREAM_UNKNOWN = 0, /* no field complete yet */
   APP_STREAM_VALUES,      /* a value query: each field is a number */
@@ -61,10 +77,9 @@ typedef struct {
   uint8_t long_field; /* the field being typed passed PROTO_FIELD_MAX: bad, bytes not kept */
   uint8_t clipped;    /* a value so far lies outside the calibrated range */
   uint8_t err_line;   /* the line starts with PROTO_ERR_PREFIX */
-  uint8_t echo_alive; /* the line's final bytes so far begin an answer line in sent[] */
   size_t fields;      /* fields parsed so far (the word `q` not counted) */
   size_t bad_field;   /* the first bad field (from 1), 0 while none */
-  size_t echo_line;   /* sent[] offset of the first answer line that they begin */
+  uint64_t echo_hash; /* FNV-1a 64 of the line's final bytes so far */
   size_t echo_len;    /* how many final bytes the line has so far */
 } app_stream_t;
 
@@ -77,9 +92,11 @@ typedef struct {
   int engine_ready;
   int8_t input[MODEL_INPUT_COUNT];
   int8_t output[MODEL_OUTPUT_COUNT];
-  char response[APP_RESPONSE_MAX];
-  char sent[APP_ECHO_WINDOW]; /* recent output: whole CRLF lines, oldest first */
-  size_t sent_len;
+  char response[APP_OUT_CHUNK];  /* the answer being formatted, a piece at a time */
+  uint64_t out_hash;             /* FNV-1a 64 of the answer's bytes sent so far */
+  size_t out_len;                /* how many bytes of the answer were sent so far */
+  app_echo_t echo[APP_ECHO_LINES]; /* the recent answers, a ring */
+  size_t echo_next;              /* the ring's slot for the next answer */
   uint8_t after_echo; /* the last line was an echo: an empty line next is its extra ending */
   uint8_t lf_repeat;  /* the last line repeated an answer, ended by LF, and was answered */
   uint8_t lf_echo;    /* such a repeat, then an empty line: LF-ended repeats are echoes now */
@@ -91,13 +108,13 @@ typedef struct {
 void app_init(app_t *app, app_write_fn write, void *ctx, app_clock_fn micros);
 
 /* Consumes received bytes; every completed request line is answered (one response line,
- * ending in CRLF) through write before this returns, except the echo of a recent answer
- * (see APP_ECHO_WINDOW). Any byte sequence is safe, and a line of any length costs no more
+ * ending in CRLF, in writes of at most APP_OUT_CHUNK bytes) through write before this
+ * returns, except the echo of a recent answer (see APP_ECHO_LINES). Any byte sequence is safe, and a line of any length costs no more
  * RAM than app_t: a query longer than PROTO_LINE_MAX is parsed as its fields arrive. */
 void app_feed(app_t *app, const uint8_t *bytes, size_t n);
 
 /* Answers one request line (without its line ending) into out, CRLF included, and
- * returns its length (at most cap). Used by app_feed for lines of at most PROTO_LINE_MAX
+ * returns its length (at most cap; an answer longer than that is cut, CRLF kept). Used by app_feed for lines of at most PROTO_LINE_MAX
  * bytes; it takes a whole line of any length (tests and fuzzing compare app_feed's
  * field-by-field answers with it), but knows neither the limit for commands nor
  * PROTO_FIELD_MAX. */

@@ -99,13 +99,29 @@ int proto_parse_int(const char *s, size_t n, long *out) {
 /* ---- formatting --------------------------------------------------------------- */
 
 void proto_out_init(proto_out_t *o, char *buf, size_t cap) {
+  proto_out_init_stream(o, buf, cap, NULL, NULL);
+}
+
+void proto_out_init_stream(proto_out_t *o, char *buf, size_t cap, proto_flush_fn flush, void *ctx) {
   o->buf = buf;
   o->cap = buf == NULL ? 0 : cap;
+  o->len = 0;
+  o->flush = o->cap == 0 ? NULL : flush;
+  o->ctx = ctx;
+}
+
+void proto_out_flush(proto_out_t *o) {
+  if (o == NULL || o->flush == NULL || o->len == 0) return;
+  o->flush(o->ctx, o->buf, o->len);
   o->len = 0;
 }
 
 void proto_put_char(proto_out_t *o, char c) {
-  if (o == NULL || o->len >= o->cap) return;
+  if (o == NULL) return;
+  if (o->len >= o->cap) {
+    if (o->flush == NULL) return;
+    proto_out_flush(o);
+  }
   o->buf[o->len++] = c;
 }
 

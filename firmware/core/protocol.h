@@ -65,14 +65,23 @@ int proto_parse_int(const char *s, size_t n, long *out);
 
 /* ---- formatting --------------------------------------------------------------- */
 
-/* A bounded text buffer: appends never write past cap, and truncate silently. */
+/* A text buffer. Bounded (proto_out_init): appends never write past cap and truncate
+ * silently. Streaming (proto_out_init_stream): a full buffer is handed to flush and
+ * emptied, so a text of any length goes through a buffer of cap bytes; proto_out_flush
+ * hands over the rest. */
+typedef void (*proto_flush_fn)(void *ctx, const char *bytes, size_t n);
+
 typedef struct {
   char *buf;
   size_t cap;
   size_t len;
+  proto_flush_fn flush; /* NULL: bounded */
+  void *ctx;
 } proto_out_t;
 
 void proto_out_init(proto_out_t *o, char *buf, size_t cap);
+void proto_out_init_stream(proto_out_t *o, char *buf, size_t cap, proto_flush_fn flush, void *ctx);
+void proto_out_flush(proto_out_t *o);
 void proto_put_char(proto_out_t *o, char c);
 void proto_put_str(proto_out_t *o, const char *s);
 /* Copies at most max bytes of s, replacing anything but printable ASCII by '?', so that a

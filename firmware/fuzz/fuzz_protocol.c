@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CHUNK_MAX 17u
 #define OUT_CAP (2u * (CHUNK_MAX + 1u) * APP_RESPONSE_MAX)
-#define HIST_CAP (4u * APP_ECHO_WINDOW)
+#define HIST_CAP ((APP_ECHO_LINES + 1u) * APP_RESPONSE_MAX)
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -45,6 +45,8 @@ static const char k_err1[] = "ERR 1 empty line\r\n";
 typedef struct {
   char bytes[OUT_CAP];
   size_t len;
+  int saw_cr;  /* the last byte written was an answer's CR */
+  int in_line; /* an answer line has begun and not yet ended */
 } out_t;
 
 HARNESS static void out_add(out_t *o, const char *bytes, size_t n) {
@@ -56,28 +58,33 @@ HARNESS static void out_add(out_t *o, const char *bytes, size_t n) {
 static uint32_t g_clock;
 static uint32_t fake_micros(void) { return g_clock += 7u; } /* bench us= is always 7 */
 
-/* app_write_fn: each write is whole response lines of printable ASCII, each ending CRLF. */
+/* app_write_fn: pieces of at most APP_OUT_CHUNK bytes, making response lines of printable
+ * ASCII, each ending CRLF (checked across pieces; whole lines by the end of app_feed). */
 HARNESS static void sink_write(void *ctx, const uint8_t *bytes, size_t n) {
+  out_t *o = (out_t *)ctx;
   size_t i;
-  int saw_cr = 0;
-  int in_line = 0;
-  if (n == 0 || n > APP_RESPONSE_MAX) abort();
+  if (n == 0 || n > APP_OUT_CHUNK) abort();
   for (i = 0; i < n; i++) {
     uint8_t c = bytes[i];
-    if (saw_cr) {
-      if (c != '\n' || !in_line) abort(); /* CR only in the final CRLF of a non-empty line */
-      saw_cr = 0;
-      in_line = 0;
+    if (o->saw_cr) {
+      if (c != '\n' || !o->in_line) abort(); /* CR only in the final CRLF of a non-empty line */
+      o->saw_cr = 0;
+      o->in_line = 0;
     } else if (c == '\r') {
-      saw_cr = 1;
+      o->saw_cr = 1;
     } else if (c < 0x20 || c > 0x7e) {
       abort();
     } else {
-      in_line = 1;
+      o->in_line = 1;
     }
   }
-  if (saw_cr || in_line) abort();
-  out_add((out_t *)ctx, (const char *)bytes, n);
+  out_add(o, (const char *)bytes, n);
+}
+
+/* app_feed, which must have sent whole answer lines when it returns. */
+HARNESS static void app_feed_whole(app_t *app, const uint8_t *bytes, size_t n, out_t *got) {
+  app_feed(app, bytes, n);
+  if (got->saw_cr || got->in_line) abort();
 }
 
 /* ---- the reference ---------------------------------------------------------------- */
@@ -92,31 +99,36 @@ typedef struct {
   int after_echo; /* the last line was an echo */
   int lf_repeat;  /* the last line repeated an answer, ended by LF, and was answered */
   int lf_echo;    /* LF-ended repeats are echoes now */
-  char hist[HIST_CAP]; /* a suffix of everything sent, starting at a line start */
+  char hist[HIST_CAP]; /* the last APP_ECHO_LINES answer lines sent, oldest first */
   size_t hist_len;
+  size_t hist_lines;
   app_t answers; /* answers each line with app_respond only */
 } ref_t;
 
+/* Keeps one answer line (CRLF included, at most APP_RESPONSE_MAX bytes), forgetting the
+ * oldest beyond APP_ECHO_LINES. */
 HARNESS static void ref_sent(ref_t *r, const char *bytes, size_t n) {
-  if (r->hist_len + n > sizeof r->hist) {
-    size_t cut = r->hist_len - APP_ECHO_WINDOW; /* keep at least the window */
-    while (cut > 0 && r->hist[cut - 1] != '\n') cut--;
+  if (n > APP_RESPONSE_MAX) abort();
+  if (r->hist_lines == APP_ECHO_LINES) {
+    const char *nl = (const char *)memchr(r->hist, '\n', r->hist_len);
+    size_t cut = (size_t)(nl - r->hist) + 1;
     memmove(r->hist, r->hist + cut, r->hist_len - cut);
     r->hist_len -= cut;
+    r->hist_lines--;
   }
   memcpy(r->hist + r->hist_len, bytes, n);
   r->hist_len += n;
+  r->hist_lines++;
 }
 
-/* Whether line + CRLF is a whole line of the last APP_ECHO_WINDOW bytes sent, newest first. */
+/* Whether line + CRLF is one of the answer lines remembered. */
 HARNESS static int ref_recent(const ref_t *r, const char *line, size_t len) {
-  size_t end = r->hist_len; /* one past the CRLF of the line being looked at */
-  while (end >= 2) {
-    size_t start = end - 2;
-    while (start > 0 && r->hist[start - 1] != '\n') start--;
-    if (r->hist_len - start > APP_ECHO_WINDOW) return 0;
+  size_t start = 0;
+  while (start < r->hist_len) {
+    const char *nl = (const char *)memchr(r->hist + start, '\n', r->hist_len - start);
+    size_t end = (size_t)(nl - r->hist) + 1;
     if (end - start == len + 2 && memcmp(r->hist + start, line, len) == 0) return 1;
-    end = start;
+    start = end;
   }
   return 0;
 }
@@ -261,7 +273,7 @@ HARNESS static void feed(const uint8_t *bytes, size_t n, int chunked) {
       g_expect.len = 0;
       got_before = expect_before = 0;
     }
-    app_feed(&g_app, bytes + i, chunk);
+    app_feed_whole(&g_app, bytes + i, chunk, &g_got);
     for (j = 0; j < chunk; j++) ref_byte(&g_ref, bytes[i + j], &g_expect);
     if (g_got.len - got_before != g_expect.len - expect_before ||
         memcmp(g_got.bytes + got_before, g_expect.bytes + expect_before,
@@ -276,7 +288,7 @@ HARNESS static void feed(const uint8_t *bytes, size_t n, int chunked) {
  * app answers exactly expect (NULL: nothing). */
 HARNESS static void expect_answer(const char *text, const char *expect, size_t expect_len) {
   g_got.len = 0;
-  app_feed(&g_app, (const uint8_t *)text, strlen(text));
+  app_feed_whole(&g_app, (const uint8_t *)text, strlen(text), &g_got);
   if (g_got.len != expect_len || (expect_len > 0 && memcmp(g_got.bytes, expect, expect_len) != 0)) {
     abort();
   }
@@ -320,6 +332,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char sane_echo[APP_RESPONSE_MAX + 4];
   if (g_ten.answer_len == 0) init_exchanges();
   app_init(&g_app, sink_write, &g_got, fake_micros);
+  g_got.saw_cr = g_got.in_line = 0;
   memset(&g_ref, 0, sizeof g_ref);
   app_init(&g_ref.answers, NULL, NULL, fake_micros);
 

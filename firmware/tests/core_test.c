@@ -113,10 +113,14 @@ const char *engine_error(void) { return g_engine_error; }
 static app_t g_app;
 static char g_sent[65536];
 static size_t g_sent_len;
+static size_t g_pieces;    /* writes since the last feed */
+static size_t g_piece_max; /* the longest of them */
 static uint32_t g_clock;
 
 static void sink(void *ctx, const uint8_t *bytes, size_t n) {
   (void)ctx;
+  g_pieces++;
+  if (n > g_piece_max) g_piece_max = n;
   if (n > sizeof g_sent - 1 - g_sent_len) n = sizeof g_sent - 1 - g_sent_len;
   memcpy(g_sent + g_sent_len, bytes, n);
   g_sent_len += n;
@@ -133,6 +137,7 @@ static void fresh_device(int with_clock) {
 /* Feeds n bytes and returns everything the device sent in reply (NUL-terminated). */
 static const char *feed(const char *bytes, size_t n) {
   g_sent_len = 0;
+  g_pieces = g_piece_max = 0;
   app_feed(&g_app, (const uint8_t *)bytes, n);
   g_sent[g_sent_len] = '\0';
   return g_sent;
@@ -142,6 +147,7 @@ static const char *feed(const char *bytes, size_t n) {
 static void exchange(int line, const char *what, const char *request, size_t n, const char *want) {
   const char *got = feed(request, n);
   expect_bytes(line, what, got, g_sent_len, want, strlen(want));
+  expect_true(line, "every write at most APP_OUT_CHUNK bytes", g_piece_max <= APP_OUT_CHUNK);
 }
 
 #define EXCHANGE(request, want) exchange(__LINE__, "answer to " #request, request, sizeof request - 1, want)
@@ -320,6 +326,7 @@ static void test_line_editing(void) {
 
 static void test_echo(void) {
   char out[16];
+  size_t i;
   fresh_device(1);
   EXCHANGE("10 4\r", "0.7 0.5\r\n");
   EXCHANGE("0.7 0.5\r\n", "");            /* a tty's echo of that answer: not answered */
@@ -327,6 +334,17 @@ static void test_echo(void) {
   EXCHANGE(" 0.7 0.5\r", "-1.2 -2.1\r\n"); /* a leading space is never an echo */
   EXCHANGE("ERR 9\n", "ERR 6 unknown command (try help)\r\n");
   EXCHANGE("ERR 6 unknown command (try help)\n", ""); /* an error line is always an echo */
+  EXCHANGE("id\n", ID);
+  EXPECT_TRUE(sizeof ID - 1 > APP_OUT_CHUNK && g_pieces == 2); /* formatted as it is sent */
+  EXCHANGE(ID, ""); /* its echo, remembered whole */
+
+  /* the echo memory: the last APP_ECHO_LINES answers */
+  fresh_device(1);
+  EXCHANGE("10 4\r", "0.7 0.5\r\n");
+  for (i = 1; i < APP_ECHO_LINES; i++) EXCHANGE("help\r", HELP);
+  EXCHANGE("0.7 0.5\r", ""); /* the oldest answer remembered */
+  EXCHANGE("help\r", HELP);
+  EXCHANGE("0.7 0.5\r", "-1.2 -2.1\r\n"); /* one answer later, forgotten: a request */
 
   /* app_respond keeps CRLF however small the buffer */
   EXPECT_TRUE(app_respond(&g_app, "help", 4, out, 8) == 8 && memcmp(out, "help: \r\n", 8) == 0);
@@ -879,8 +897,13 @@ int main(int argc, char **argv) {
   const size_t count = MODEL_CLASS_COUNT > 0 || MODEL_INPUT_COUNT > 2 ? 1 : sizeof groups / sizeof groups[0];
   size_t i;
   int fail_one = argc > 1 && strcmp(argv[1], "--fail-one") == 0;
+  if (argc > 1 && strcmp(argv[1], "--state-bytes") == 0) {
+    /* the core's RAM beside the model's input and output: the same for every model */
+    printf("%lu\n", (unsigned long)(sizeof g_app - sizeof g_app.input - sizeof g_app.output));
+    return 0;
+  }
   if (argc > 1 && !fail_one) {
-    fprintf(stderr, "usage: %s [--fail-one]\n", argv[0]);
+    fprintf(stderr, "usage: %s [--fail-one | --state-bytes]\n", argv[0]);
     return 2;
   }
   for (i = 0; i < count; i++) {

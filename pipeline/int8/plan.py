@@ -156,24 +156,30 @@ BOARD_RESERVED_BYTES = 64 * 1024
 its interrupt stack 1 KB, 512 B below RAM for its vectors and crash data (the variant's linker
 script), and mbed OS, its RTOS threads and the USB serial stack the rest, by a margin: the core's
 libmbed.a, whose map would say exactly, could not be linked here."""
-APP_BYTES_PER_OUTPUT = 40
-"""The protocol core's answer and echo buffers grow by about 20 B an output each (core/app.h)."""
+APP_CORE_BYTES = 2048
+"""The protocol core's own state beside the model's input and output (core/app.h's app_t: a 128 B
+line, a 128 B answer piece, 64 echo entries of 12 B, the parser's state), by a margin. It does not
+grow with the model: answers are formatted as they are sent."""
 
 
 def board_refusal(layout: Plan, steps: Sequence, names: dict[int, str], inputs: int, outputs: int) -> str | None:
     """Why the plan cannot fit the board's RAM beside the firmware's own buffers, naming the largest
     set of tensors alive at once; None when it fits."""
-    need = layout.arena_bytes + inputs + outputs * (1 + APP_BYTES_PER_OUTPUT) + 2048
+    need = layout.arena_bytes + inputs + outputs + APP_CORE_BYTES
     room = BOARD_RAM_BYTES - BOARD_RESERVED_BYTES
     if need <= room:
         return None
-    live = ", ".join(f"'{names.get(t, t)}'" for t in layout.peak_tensors[:6]) + (
-        f" and {len(layout.peak_tensors) - 6} more" if len(layout.peak_tensors) > 6 else "")
-    op = steps[layout.peak_step].op
-    return (f"the AOT engine's tensors need a {layout.arena_bytes} B arena ({layout.live_bytes} B alive at once at op "
-            f"{op.index} {op.op}: {live}), and with the model's input, output and the protocol's buffers "
-            f"{need} B, more than the {room} B the Nano 33 BLE leaves a sketch (256 KB less 64 KB for the mbed core, "
-            "its stacks and USB serial)")
+    where = f"the model's input ({inputs} B), output ({outputs} B) and the protocol core ({APP_CORE_BYTES} B)"
+    if layout.peak_tensors:
+        live = ", ".join(f"'{names.get(t, t)}'" for t in layout.peak_tensors[:6]) + (
+            f" and {len(layout.peak_tensors) - 6} more" if len(layout.peak_tensors) > 6 else "")
+        op = steps[layout.peak_step].op
+        where = (f"the AOT engine's tensors need a {layout.arena_bytes} B arena ({layout.live_bytes} B alive at once "
+                 f"at op {op.index} {op.op}: {live}), and with {where}")
+    else:
+        where = f"the AOT engine needs no arena, but {where} need"
+    return (f"{where} {need} B, more than the {room} B the Nano 33 BLE leaves a sketch (256 KB less 64 KB for "
+            "the mbed core, its stacks and USB serial)")
 
 
 def summary(layout: Plan, steps: Sequence, names: dict[int, str]) -> dict[str, object]:

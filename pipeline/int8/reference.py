@@ -92,7 +92,7 @@ def run(model: TfliteModel, codes: np.ndarray, board: bool = False) -> np.ndarra
             y = step.unit.apply(step.layer, *(tensors[i] for i in step.inputs))
             tensors[step.output] = np.asarray(y, dtype=np.int8).reshape(
                 len(chunk), *shapes.row_shape(model.tensors[step.output]))
-            for i in step.inputs:
+            for i in set(step.inputs):  # an op may read one tensor twice (x + x)
                 if last_read.get(i) == k and i != model.outputs[0]:
                     del tensors[i]  # no later op reads it: a wide model's batch keeps only live tensors
         out.append(tensors[model.outputs[0]].reshape(len(chunk), -1))

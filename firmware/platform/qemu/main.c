@@ -1,12 +1,13 @@
 /* QEMU platform layer (qemu-system-arm -M mps2-an386): the device on UART0.
  *
- * Received bytes go to app_feed one at a time; responses go into a transmit queue that
- * the loop drains whenever the UART has room. A byte is only taken from the UART while
- * the queue can hold a whole response (APP_RESPONSE_MAX), so a client that writes a
- * flood before reading anything never loses an answer: when the queue fills, the loop
- * stops reading, the emulator stops delivering (its UART has a one-byte receive buffer
- * and QEMU only hands it a byte when that buffer is empty) and the host pty holds the
- * rest. The CPU sleeps (WFI) whenever there is nothing to do. */
+ * Received bytes go to app_feed one at a time; answers (written by the core in pieces of
+ * at most APP_OUT_CHUNK bytes, so an answer of any length fits) go into a transmit queue
+ * that the loop drains whenever the UART has room, and a write waits for the UART while
+ * the queue is full. A byte is only taken from the UART while the queue has room for a
+ * piece, so a client that writes a flood before reading anything never loses an answer:
+ * when the queue fills, the loop stops reading, the emulator stops delivering (its UART
+ * has a one-byte receive buffer and QEMU only hands it a byte when that buffer is empty)
+ * and the host pty holds the rest. The CPU sleeps (WFI) whenever there is nothing to do. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,14 +17,10 @@
 #include "uart.h"
 
 #define BAUD 115200u
-/* The transmit queue: the least power of two from 4 KB that holds one whole response (a model of 640
- * outputs answers in up to 13 KB). */
-#define TXQ_FITS(n) ((n) >= (APP_RESPONSE_MAX))
-#define TXQ_SIZE (TXQ_FITS(4096u) ? 4096u : TXQ_FITS(8192u) ? 8192u : TXQ_FITS(16384u) ? 16384u \
-                  : TXQ_FITS(32768u) ? 32768u : 65536u)
+#define TXQ_SIZE 4096u /* a power of two */
 
-#if (TXQ_SIZE & (TXQ_SIZE - 1u)) != 0 || TXQ_SIZE < APP_RESPONSE_MAX
-#error "TXQ_SIZE must be a power of two holding at least one response"
+#if (TXQ_SIZE & (TXQ_SIZE - 1u)) != 0 || TXQ_SIZE < APP_OUT_CHUNK
+#error "TXQ_SIZE must be a power of two holding at least one piece of an answer"
 #endif
 
 static app_t g_app;
@@ -70,7 +67,7 @@ int main(void) {
   app_init(&g_app, txq_write, NULL, clock_micros);
 
   for (;;) {
-    int room = TXQ_SIZE - txq_used() >= APP_RESPONSE_MAX;
+    int room = TXQ_SIZE - txq_used() >= APP_OUT_CHUNK;
     txq_pump();
     if (room && uart_rx_ready()) {
       uint8_t byte = uart_rx();
