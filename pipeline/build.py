@@ -385,10 +385,20 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     return r
 
 
+# Every file a build may write into --out or --report-dir. A build removes those of them it does not
+# write this time (a classifier's confusion.png before a regression build's report) and keeps any
+# other file there (a user's README).
+BUILD_FILES = frozenset({"model_data.h", "model_data.cpp", "model_info.h", "model_aot.h", "model.json",
+                         "model.tflite", "report.json", "report.md", "fit.png", "loss.png", "confusion.png"})
+
+
 def _write(args: argparse.Namespace, sources: dict[str, bytes], report_files: dict[Path, bytes]) -> None:
     outputs = {args.out / file: content for file, content in sources.items()}
     outputs.update(report_files)
-    for path in write_all(outputs):
+    unlisted = sorted({path.name for path in outputs} - BUILD_FILES)
+    if unlisted:  # a new output file must be listed, or a later build would leave it stale
+        raise AssertionError(f"build.BUILD_FILES lacks {', '.join(unlisted)}")
+    for path in write_all(outputs, BUILD_FILES):
         print(f"wrote {_display(path)}")
 
 

@@ -72,6 +72,32 @@ def test_new_set_replaces_old_and_keeps_unknown_files(tmp_path: Path) -> None:
     assert oct((tmp_path / "m" / "model.json").stat().st_mode & 0o777) == "0o644"
 
 
+def test_a_build_file_this_write_does_not_replace_is_removed(tmp_path: Path) -> None:
+    """A classifier build's confusion.png does not outlive it: owned names not written now go, a
+    user's file stays."""
+    prepare(tmp_path)
+    (tmp_path / "r" / "confusion.png").write_bytes(b"an earlier classifier's")
+    write_all(paths(tmp_path, {"m": NEW["m"], "r": {"report.json": b"regression"}}),
+              frozenset({"confusion.png", "fit.png", "report.json", *NEW["m"]}))
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["report.json"]
+    assert folder_digest(tmp_path / "m") == expected(NEW, "m")
+
+
+def test_the_report_folder_holds_the_last_builds_files_only(tmp_path: Path) -> None:
+    """The seed's fit.png and loss.png, then a --tflite build that draws none: the report folder
+    holds that build's report alone; every file a build writes is one it owns."""
+    from pipeline import build
+    out, report = tmp_path / "model", tmp_path / "report"
+    common = ["-q", "--no-footprint", "--out", str(out), "--report-dir", str(report)]
+    assert build.main(common + ["--epochs", "20"]) == 0
+    assert {"fit.png", "loss.png", "report.json"} <= {p.name for p in report.iterdir()}
+    (out / "NOTES.txt").write_text("mine")
+    assert build.main(common + ["--tflite", str(ROOT / "firmware" / "model" / "model.tflite")]) == 0
+    assert sorted(p.name for p in report.iterdir()) == ["report.json", "report.md"]
+    assert (out / "NOTES.txt").read_text() == "mine"
+    assert {p.name for p in out.iterdir()} - {"NOTES.txt"} <= build.BUILD_FILES
+
+
 def test_fallback_swap_and_its_recovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(files, "_exchange", lambda a, b: False)
     prepare(tmp_path)

@@ -13,9 +13,10 @@ Writers of one parent folder take turns (flock on the parent), so any staging or
 found while holding the lock belongs to a killed writer and is removed (or restored, above).
 The swap is made with SIGINT blocked, so Ctrl-C takes effect just after it, never inside it.
 
-The new set is the build's files plus the regular files already in the target that this write
-does not replace (a user's README in --out): those are carried over into the staging copy (the
-build writes the same names every time, so nothing of its own is carried over stale). A
+The new set is the build's files plus the regular files already in the target that are not the
+build's (a user's README in --out): those are carried over into the staging copy. A file the
+build writes in some builds but not in this one (a classifier's confusion.png, then a regression
+build) is named in `owned` and not carried over, so nothing of an earlier build stays stale. A
 target holding a subfolder is refused (an output folder must be the build's own, not build/
 or the checkout). A symlinked target is resolved: the folder it names is swapped.
 """
@@ -48,9 +49,10 @@ class OutputError(BadInput, OSError):
     """An output folder cannot be written."""
 
 
-def write_all(files: dict[Path, bytes]) -> list[Path]:
+def write_all(files: dict[Path, bytes], owned: frozenset[str] = frozenset()) -> list[Path]:
     """Writes files, grouped by folder, each folder swapped as a whole (see the module
-    docstring), in the order the folders first appear. Every folder is staged before the
+    docstring), in the order the folders first appear; a file named in owned that this write
+    does not replace is removed. Every folder is staged before the
     first swap: a folder that cannot be written stops the build before any output changes.
     The swaps themselves go one folder after the other (the model's, then the report's): a
     kill between two swaps leaves the first folder new and the next one old, each whole."""
@@ -63,7 +65,7 @@ def write_all(files: dict[Path, bytes]) -> list[Path]:
     with contextlib.ExitStack() as stack:
         for parent in sorted({target.parent for target in groups}):  # one order: no deadlock
             stack.enter_context(_locked(parent, next(named[t] for t in groups if t.parent == parent)))
-        stages = [stack.enter_context(_staged(named[target], target, contents))
+        stages = [stack.enter_context(_staged(named[target], target, contents, owned))
                   for target, contents in groups.items()]
         with _sigint_deferred():
             for stage in stages:
@@ -118,7 +120,7 @@ def _locked(parent: Path, named: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _staged(folder: Path, target: Path, contents: dict[str, bytes]) -> Iterator[_Stage]:
+def _staged(folder: Path, target: Path, contents: dict[str, bytes], owned: frozenset[str]) -> Iterator[_Stage]:
     """Clears what killed writers left and stages the new folder (the parent is locked); on
     leaving, removes whatever of the staging is still there (all of it when no swap happened)."""
     try:
@@ -128,7 +130,7 @@ def _staged(folder: Path, target: Path, contents: dict[str, bytes]) -> Iterator[
                 leftover.unlink(missing_ok=True)
         staging = target.parent / f".{target.name}.staging-{os.getpid()}"
         try:
-            _stage(target, staging, contents)
+            _stage(target, staging, contents, owned)
         except BaseException:
             with _sigint_deferred():
                 _settle(target)
@@ -144,14 +146,14 @@ def _staged(folder: Path, target: Path, contents: dict[str, bytes]) -> Iterator[
             _settle(target)
 
 
-def _stage(target: Path, staging: Path, contents: dict[str, bytes]) -> None:
+def _stage(target: Path, staging: Path, contents: dict[str, bytes], owned: frozenset[str]) -> None:
     carried: list[os.DirEntry] = []
     mode = None
     if target.is_dir():
         mode = stat.S_IMODE(target.stat().st_mode)
         with os.scandir(target) as entries:
             for entry in entries:
-                if entry.name in contents or _OLD_TEMP.match(entry.name):
+                if entry.name in contents or entry.name in owned or _OLD_TEMP.match(entry.name):
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     raise OutputError(f"{target}: holds the folder {entry.name}/, which the build does not write; "
