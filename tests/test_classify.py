@@ -364,3 +364,22 @@ def test_classifier_refusals_come_before_tensorflow_is_imported(tmp_path):
     bad.write_text("x,c\n1,a\n2,a\n")
     cases = [a for a, _ in BAD_ARGUMENTS] + [["--data", str(bad)]]
     refusals.assert_refused_before_tensorflow(cases)
+
+
+def test_labels_the_font_cannot_draw_give_no_warning_lines():
+    """CJK labels: the confusion matrix draws boxes where the default font has no glyph, and the user
+    sees no `Glyph ... missing` lines (matplotlib warns once per glyph and draw)."""
+    import warnings
+    from pipeline.emit import report
+    matrix = {"confusion": [[3, 1], [0, 4]], "labels": ["猫", "犬"], "holdout_rows": 8,
+              "accuracy": {"float": 0.9, "device": 0.875}}
+    def glyph_warnings(draw) -> tuple[bytes, list[str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            picture = draw(matrix, "pets 猫")
+        return picture, [str(w.message) for w in caught if "missing from" in str(w.message)]
+
+    picture, shown = glyph_warnings(report.confusion_png)
+    same, unquieted = glyph_warnings(report.confusion_png.__wrapped__)
+    assert picture.startswith(b"\x89PNG") and picture == same
+    assert shown == [] and len(unquieted) >= 2  # matplotlib does warn: the check can fail

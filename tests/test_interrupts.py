@@ -74,12 +74,35 @@ def fresh_copy(built: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     return base, ["--model", "two-layer", "--no-footprint", "--out", str(base / "m"), "--report-dir", str(base / "r")]
 
 
+def _framework_open(base: Path, args: list[str]) -> str:
+    """The path under which the build's loader opens TensorFlow's framework library (as written,
+    `..` included: strace's -P matches it so), from a traced build that runs to its end."""
+    log = base / "openat.log"
+    subprocess.run(["strace", "-qq", "-o", str(log), "-e", "trace=openat", sys.executable, "-m", "pipeline.build",
+                    *args], cwd=ROOT, env=ENV, capture_output=True, timeout=300, check=True)
+    opened = [line.split('"')[1] for line in log.read_text().splitlines()
+              if "libtensorflow_framework" in line and "= -1" not in line and '"' in line]
+    log.unlink()
+    assert opened, "the build never opened libtensorflow_framework"
+    return opened[0]
+
+
+@needs_strace
 def test_build_interrupted_during_the_tensorflow_import(built: Path, tmp_path: Path) -> None:
+    """SIGINT delivered by the kernel at the very open() of TensorFlow's framework library, inside
+    the import (strace's signal injection: the same moment on every machine, however loaded)."""
+    base, args = fresh_copy(built, tmp_path)
+    library = _framework_open(tmp_path, args)
+    shutil.rmtree(base)
     base, args = fresh_copy(built, tmp_path)
     before = digest(base / "m")
-    process = start("build", *args)
-    wait_for_library(process, "libtensorflow_framework")  # TensorFlow's import has begun
-    assert "data:" not in interrupt(process)  # it did land in the import
+    process = subprocess.Popen(["strace", "-qq", "-o", os.devnull, "-P", library, "-e", "trace=openat",
+                                "-e", "inject=openat:signal=SIGINT:when=1", sys.executable, "-m", "pipeline.build",
+                                *args], cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = process.communicate(timeout=300)
+    stderr = "".join(line for line in stderr.splitlines(keepends=True) if not line.startswith("strace: "))
+    assert_interrupted(process, stdout, stderr)
+    assert "data:" not in stdout  # it did land in the import
     assert_old_set_kept(base, before)
 
 

@@ -2,10 +2,12 @@
 loss.png; confusion.png for a classifier)."""
 from __future__ import annotations
 
+import functools
 import io
 import json
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -20,6 +22,19 @@ SAMPLE_ROWS = 200
 follows the model, not the data."""
 PICTURE_ROWS = 2000
 """Training rows drawn in fit.png: enough to show the data's shape, few enough to see the curves."""
+
+
+def _quiet_glyphs(draw: Callable[..., bytes]) -> Callable[..., bytes]:
+    """Draws without matplotlib's `Glyph ... missing from font` warnings: a label in a script the
+    default font lacks (CJK) is drawn as boxes, and a dozen warning lines would tell the user
+    nothing about the model (report.md and report.json keep the labels as they are)."""
+    @functools.wraps(draw)
+    def quiet(*args, **kwargs) -> bytes:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?font")
+            warnings.filterwarnings("ignore", message=r"Matplotlib currently does not support")
+            return draw(*args, **kwargs)
+    return quiet
 
 
 def _png(figure) -> bytes:
@@ -56,6 +71,7 @@ def _x_limits(report: dict[str, Any], xs: np.ndarray) -> tuple[float, float]:
     return left - margin, right + margin
 
 
+@_quiet_glyphs
 def fit_png(report: dict[str, Any], curve: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray) -> bytes:
     """Training data under the float and int8 curves, the calibrated range and the model's probes."""
     import matplotlib
@@ -150,6 +166,7 @@ def _agreement_png(report: dict[str, Any], plt) -> bytes:
     return data
 
 
+@_quiet_glyphs
 def loss_png(losses: np.ndarray, title: str, loss: str = "MSE") -> bytes:
     import matplotlib
     matplotlib.use("Agg")
@@ -169,6 +186,7 @@ def loss_png(losses: np.ndarray, title: str, loss: str = "MSE") -> bytes:
     return data
 
 
+@_quiet_glyphs
 def confusion_png(c: dict[str, Any], title: str) -> bytes:
     """The device's confusion matrix on the hold-out rows: counts, and each row's share of its class."""
     import matplotlib
