@@ -179,7 +179,7 @@ def _validate(args: argparse.Namespace) -> None:
     """Every argument on its own and against the others, before the seconds of importing TensorFlow."""
     if args.float_model and not (args.keras or args.tflite):
         raise UsageError("--float-model goes with --tflite")
-    if args.labels and not (args.keras or args.tflite):
+    if args.labels is not None and not (args.keras or args.tflite):
         raise UsageError("--labels goes with --keras or --tflite: a trained classifier's labels come from its data")
     if not 1 <= args.outputs <= 256:
         raise UsageError("--outputs must be 1..256")

@@ -58,10 +58,10 @@ def test_the_cores_ram_does_not_grow_with_the_model(core_test: Path) -> None:
     """Beside the model's input and output, app_t is the same for 2 outputs, a classifier's labels and 40
     outputs (answers are formatted as they are sent), and within what the AOT plan's board check
     counts for it (APP_CORE_BYTES)."""
-    from pipeline.int8 import plan
+    from pipeline import board
     sizes = [int(run(core_test.parent / name, "--state-bytes").stdout)
              for name in ("core_test", "core_test_classify", "core_test_wide")]
-    assert max(sizes) - min(sizes) < 8 and max(sizes) <= plan.APP_CORE_BYTES, sizes
+    assert max(sizes) - min(sizes) < 8 and max(sizes) <= board.APP_CORE_BYTES, sizes
 
 
 def test_unknown_arguments_are_refused(core_test: Path) -> None:

@@ -17,7 +17,9 @@ import flatbuffers
 import numpy as np
 import tflite
 
-_DTYPES = {"INT8": (tflite.TensorType.INT8, np.int8), "INT32": (tflite.TensorType.INT32, np.int32)}
+_DTYPES = {"INT8": (tflite.TensorType.INT8, np.int8), "INT32": (tflite.TensorType.INT32, np.int32),
+           "UINT8": (tflite.TensorType.UINT8, np.uint8), "INT16": (tflite.TensorType.INT16, np.int16),
+           "FLOAT32": (tflite.TensorType.FLOAT32, np.float32)}
 
 
 @dataclass(frozen=True)

@@ -6,21 +6,21 @@ clone can predict and verify without TensorFlow or a build folder.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.device import model_json
+from pipeline.device.model_json import DeployedModelError
+from pipeline.int8 import tflite_model
 from pipeline.int8.description import ModelDescription
 from pipeline.int8.sweep import Sweep
 from pipeline.paths import MODEL_DIR
-from pipeline.errors import BadInput
-
-
-class DeployedModelError(BadInput, RuntimeError):
-    """The emitted model files are missing or disagree with each other."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,15 +99,17 @@ class DeployedModel:
 
 
 def load(directory: Path = MODEL_DIR) -> DeployedModel:
+    """The model in directory, its model.json checked field by field (pipeline.device.model_json)
+    before anything uses it, and bound to model.tflite by its SHA-256 and tensors."""
     meta_path, model_path = directory / "model.json", directory / "model.tflite"
     for path in (meta_path, model_path):
-        if not path.is_file():
-            raise DeployedModelError(f"{path}: missing; run python -m pipeline.build")
-    meta = json.loads(meta_path.read_text())
-    data = model_path.read_bytes()
+        _regular(path)
+    meta = model_json.parse(_read(meta_path), meta_path)
+    data = _read(model_path)
     digest = hashlib.sha256(data).hexdigest()
-    if digest != meta.get("sha256"):
-        raise DeployedModelError(f"{model_path}: SHA-256 {digest[:12]} differs from model.json's {str(meta.get('sha256'))[:12]}")
+    if digest != meta["sha256"]:
+        raise DeployedModelError(f"{model_path}: SHA-256 {digest[:12]} differs from model.json's {meta['sha256'][:12]}")
+    _same_tensors(meta, meta_path, data, model_path)
     try:
         description = ModelDescription.from_json(meta)
         sweep = meta["sweep"]
@@ -115,23 +117,65 @@ def load(directory: Path = MODEL_DIR) -> DeployedModel:
         outputs = (None if sweep["float"] is None
                    else np.asarray(sweep["float"], dtype=np.float64).reshape(-1, description.outputs))
         board = _board(sweep.get("board"), len(rows), description.outputs)
-        if (outputs is None) != (description.tolerance_lsb is None):
-            raise ValueError("sweep float outputs and a tolerance go together: one is missing")
         probes = np.asarray(meta.get("probes", []), dtype=np.float64).reshape(-1, description.inputs)
         holdout_x = holdout_labels = None
         if "holdout" in meta:
             holdout_x = np.asarray(meta["holdout"]["x"], dtype=np.float64).reshape(-1, description.inputs)
             holdout_labels = np.asarray(meta["holdout"]["labels"], dtype=np.int64)
-            if len(holdout_labels) != len(holdout_x) or not np.all((0 <= holdout_labels)
-                                                                   & (holdout_labels < description.classes)):
-                raise ValueError("holdout labels do not match its rows and the classes")
-    except KeyError as missing:
-        raise DeployedModelError(f"{meta_path}: no {missing.args[0]!r}") from None
-    except ValueError as bad:
+    except (KeyError, ValueError) as bad:  # model_json.check has refused all it knows of
         raise DeployedModelError(f"{meta_path}: {bad}") from None
-    if outputs is not None and len(rows) != len(outputs):
-        raise DeployedModelError(f"{meta_path}: {len(rows)} sweep rows but {len(outputs)} float outputs")
+    if outputs is not None and not _any_inside(description, rows):
+        raise DeployedModelError(f"{meta_path}: sweep: no row lies inside input_range, so verify has no "
+                                 "float answer to judge the tolerance by")
     return DeployedModel(description, data, probes, rows, outputs, holdout_x, holdout_labels, board)
+
+
+def _regular(path: Path) -> None:
+    """A regular file, judged without opening it: a FIFO named model.json would block the read."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DeployedModelError(f"{path}: missing; run python -m pipeline.build") from None
+    except OSError as error:
+        raise DeployedModelError(f"{path}: cannot read: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise DeployedModelError(f"{path}: {'is a directory' if stat.S_ISDIR(mode) else 'not a regular file'}, "
+                                 "not what python -m pipeline.build writes")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DeployedModelError(f"{path}: cannot read: {error.strerror}") from None
+
+
+def _same_tensors(meta: dict[str, Any], meta_path: Path, data: bytes, model_path: Path) -> None:
+    """model.json's shape and affine maps are model.tflite's: the device runs the flatbuffer, and
+    predict and verify quantize by the file."""
+    try:
+        tfl = tflite_model.read(data)
+        tensors = {"input": tfl.input, "output": tfl.output}
+    except tflite_model.ModelFormatError as error:
+        raise DeployedModelError(f"{model_path}: {error}") from None
+    for side, tensor in tensors.items():
+        width = math.prod(tensor.shape[1:]) if len(tensor.shape) > 1 else 1
+        count = meta[f"{side}s"]
+        if count != width:
+            raise DeployedModelError(f"{meta_path}: {side}s: {count}, but model.tflite's {side} tensor holds {width}")
+        if tensor.scales.size != 1 or tensor.zero_points.size != 1:
+            continue  # refused at build time; the device reports what it runs
+        scale, zero_point = float(tensor.scales[0]), int(tensor.zero_points[0])
+        if np.float32(meta[side]["scale"]) != np.float32(scale):
+            raise DeployedModelError(f"{meta_path}: {side}.scale: {meta[side]['scale']:g}, but model.tflite's is {scale:g}")
+        if meta[side]["zero_point"] != zero_point:
+            raise DeployedModelError(f"{meta_path}: {side}.zero_point: {meta[side]['zero_point']}, "
+                                     f"but model.tflite's is {zero_point}")
+
+
+def _any_inside(description: ModelDescription, rows: Sweep) -> bool:
+    """Whether any sweep row's inputs lie inside the calibrated range (verify judges the floats there)."""
+    return any(bool(description.inside(description.input_values(chunk)).any()) for _, chunk in rows.chunks(4096))
 
 
 def _board(board: dict[str, Any] | None, rows: int, outputs: int) -> dict[int, np.ndarray]:

@@ -6,16 +6,24 @@ them in one line.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import serial
 from serial.tools import list_ports
+
+try:
+    import termios
+    _TERMIOS_ERRORS: tuple[type[Exception], ...] = (termios.error,)
+except ImportError:  # Windows: pyserial reports everything as SerialException or OSError there
+    _TERMIOS_ERRORS = ()
 
 from pipeline.deadline import Deadline
 from pipeline.errors import BAD_INPUT, PipelineError
@@ -45,6 +53,11 @@ LINK_FLOOR_BYTES_PER_S = 10_000
 ARDUINO_VID = 0x2341
 NANO33BLE_SKETCH_PIDS = (0x805A, 0x015A, 0x025A)  # a running sketch (CDC, CDC+HID variants)
 NANO33BLE_BOOTLOADER_PIDS = (0x005A,)  # after a double tap on reset: no sketch runs
+
+PORT_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, *_TERMIOS_ERRORS)
+"""What pyserial raises when the port is gone. Its POSIX flush() and reset_input_buffer() call
+tcdrain and tcflush directly, whose termios.error is no OSError: a port that vanishes between a
+write and its flush raised it past every handler."""
 
 _POLL = 0.05  # pyserial's own read timeout; our deadlines loop over it
 _SETTLE = 0.25  # how long opening waits for stale answers to arrive before discarding them
@@ -228,7 +241,7 @@ class Device:
         try:
             self._serial = serial.Serial(port, baudrate, timeout=min(_POLL, timeout),
                                          write_timeout=timeout, exclusive=True)
-        except (serial.SerialException, OSError) as error:
+        except PORT_ERRORS as error:  # tcsetattr's termios.error escapes pyserial's open()
             raise PortUnavailable(_open_failure(port, error)) from error
         try:
             self._drain()
@@ -246,29 +259,34 @@ class Device:
     def close(self) -> None:
         try:
             self._serial.close()
-        except (serial.SerialException, OSError):
+        except PORT_ERRORS:
             pass  # the port may already be gone; closing must not raise on top of that
 
     # -- bytes ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _port_lost(self, doing: str) -> Iterator[None]:
+        """Every operation on the port runs inside this guard, so a port that vanishes is one
+        DeviceDisconnected whichever call noticed (pyserial's errors differ by call: see PORT_ERRORS)."""
+        try:
+            yield
+        except serial.SerialTimeoutException as error:  # only writes time out
+            raise DeviceTimeout(f"{self.port}: the device accepted no input for {self.timeout:g} s") from error
+        except PORT_ERRORS as error:
+            raise DeviceDisconnected(f"{self.port}: the device disconnected (port lost while {doing})") from error
+
     def _write(self, text: str) -> None:
         """Sends text in chunks of at most WRITE_CHUNK bytes, each flushed before the next."""
         data = text.encode("ascii")
-        try:
+        with self._port_lost("writing"):
             for start in range(0, len(data), WRITE_CHUNK):
                 self._serial.write(data[start:start + WRITE_CHUNK])
                 if len(data) > WRITE_CHUNK:
                     self._serial.flush()
-        except serial.SerialTimeoutException as error:
-            raise DeviceTimeout(f"{self.port}: the device accepted no input for {self.timeout:g} s") from error
-        except (serial.SerialException, OSError) as error:
-            raise DeviceDisconnected(f"{self.port}: the device disconnected (port lost while writing)") from error
 
     def _fill(self) -> bool:
         """Reads what is available, waiting at most one poll interval; False when nothing came."""
-        try:
+        with self._port_lost("reading"):
             chunk = self._serial.read(max(1, self._serial.in_waiting))
-        except (serial.SerialException, OSError) as error:
-            raise DeviceDisconnected(f"{self.port}: the device disconnected (port lost while reading)") from error
         self._buffer.extend(chunk)
         return bool(chunk)
 
@@ -298,10 +316,8 @@ class Device:
             if seen_line and not got:
                 break  # one poll interval of quiet after the first answer
         self._buffer.clear()
-        try:
+        with self._port_lost("opening"):
             self._serial.reset_input_buffer()
-        except (serial.SerialException, OSError) as error:
-            raise DeviceDisconnected(f"{self.port}: the device disconnected (port lost while opening)") from error
 
     # -- requests ---------------------------------------------------------------------
     def request(self, line: str, timeout: float | None = None) -> str:
@@ -466,6 +482,9 @@ class Device:
 def _open_failure(port: str, error: Exception) -> str:
     """pyserial's open errors, said once and with the usual fix."""
     code = getattr(error, "errno", None)  # pyserial raises SerialException(errno, message)
+    if code is None and error.args and isinstance(error.args[0], int):  # termios.error(errno, message)
+        code = error.args[0]
+        error = OSError(code, os.strerror(code))
     if code == errno.ENOENT:
         return f"{port}: no such serial port"
     if code == errno.EACCES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from pipeline.emit.c_text import c_comment
 from pipeline.int8 import plan as memory
 from pipeline.int8 import reference
 from pipeline.int8.ops import shapes
@@ -37,7 +38,8 @@ def plan_of(model: TfliteModel) -> tuple[memory.Plan, dict[str, object], str | N
 
 def emit(steps: Sequence[reference.Step], tensors: Sequence[Tensor], model_input: int, model_output: int,
          note: str = "") -> str:
-    """The header for ops already lowered: steps in order, over these tensors."""
+    """The header for ops already lowered: steps in order, over these tensors; `note`, text for its
+    first comment (the model's name: made comment-safe here, whoever passes it)."""
     layout = memory.plan(steps, memory.tensor_bytes(tensors), model_input, model_output)
 
     def pointer(t: int) -> str:
@@ -49,7 +51,7 @@ def emit(steps: Sequence[reference.Step], tensors: Sequence[Tensor], model_input
     calls: list[str] = []
     for k, step in enumerate(steps):
         if k in layout.aliases:
-            calls.append(f"  /* op {step.op.index} {step.op.op}: its output is its input's bytes */")
+            calls.append(f"  /* op {step.op.index} {c_comment(step.op.op)}: its output is its input's bytes */")
             continue
         unit, name = step.unit, f"model_aot_op{k}"
         if unit.KERNEL not in kernels:
@@ -63,13 +65,13 @@ def emit(steps: Sequence[reference.Step], tensors: Sequence[Tensor], model_input
             calls.append(unit.c_call(name, reads, pointer(step.output)))
         else:
             calls.append(f"  aot_{unit.KERNEL}(&{name}, {', '.join(reads)}, {pointer(step.output)});"
-                         f" /* op {step.op.index} {step.op.op} */")
+                         f" /* op {step.op.index} {c_comment(step.op.op)} */")
     includes = "".join(f'#include "aot/{kernel}.h"\n' for kernel in kernels)
     peak = (f"/* The plan's peak: {layout.live_bytes} B live at op {steps[layout.peak_step].op.index} "
-            f"({steps[layout.peak_step].op.op}); the arena holds them in {layout.arena_bytes} B. */\n"
+            f"({c_comment(steps[layout.peak_step].op.op)}); the arena holds them in {layout.arena_bytes} B. */\n"
             if layout.peak_step >= 0 else "")
     return "".join([
-        f"/* {GENERATED}{note} */\n",
+        f"/* {GENERATED}{c_comment(note)} */\n",
         "#ifndef MODEL_AOT_H\n#define MODEL_AOT_H\n\n",
         "#include <stdint.h>\n\n",
         '#include "model_info.h"\n',

@@ -9,6 +9,7 @@ import math
 
 from pipeline.emit import aot, tflm_ops
 from pipeline.emit.aot import GENERATED
+from pipeline.emit.c_text import c_comment, c_string
 from pipeline.int8 import reference
 from pipeline.int8.description import CLASSIFY, REGRESS, ModelDescription, encode_label
 from pipeline.int8.tflite_model import TfliteModel
@@ -84,16 +85,12 @@ def model_info_h(f: ModelDescription) -> str:
 """
 
 
-def _c_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _classes_h(f: ModelDescription) -> str:
     """A classifier's labels, as the device sends them (encode_label: printable ASCII, one token)."""
     if f.task != CLASSIFY:
         return ""
     sent = [encode_label(label) for label in f.labels]
-    entries = " ".join(f"LABEL({_c_string(s)})" for s in sent)
+    entries = " ".join(f"LABEL({c_string(s)})" for s in sent)
     return (f"/* A classifier: value answers end with the top label; `labels` lists them. */\n"
             f"#define MODEL_CLASS_COUNT {len(sent)}\n"
             f"#define MODEL_LABEL_MAX_BYTES {max(map(len, sent))}\n"
@@ -154,7 +151,7 @@ def sources(tflite: bytes, tfl: TfliteModel, f: ModelDescription, sweep: dict[st
     """Every file of firmware/model/, by name. Raises UnsupportedModelError when AOT cannot compute
     the model and the engine is "aot"; for the TFLM engine, model_aot.h then stops an AOT build
     with the reason."""
-    note = f" Model: {f.name}, SHA-256 {f.sha256}."
+    note = f" Model: {c_comment(f.name)}, SHA-256 {c_comment(f.sha256)}."
     try:
         refusal_text = reference.aot_refusal(tfl)
         if refusal_text:
@@ -164,7 +161,7 @@ def sources(tflite: bytes, tfl: TfliteModel, f: ModelDescription, sweep: dict[st
         if engine == "aot":
             raise
         aot_header = (f"/* {GENERATED}{note} */\n#define MODEL_AOT_UNSUPPORTED 1\n"
-                      f"#error {_c_string(f'the AOT engine cannot run this model: {refusal}; build the TFLM engine')}\n")
+                      f"#error {c_string(f'the AOT engine cannot run this model: {refusal}; build the TFLM engine')}\n")
     files = {
         "model_data.h": MODEL_DATA_H,
         "model_data.cpp": model_data_cpp(tflite, f),

@@ -27,13 +27,26 @@ from typing import Iterator
 from pipeline.emulation.native import NativeTarget
 from pipeline.emulation.process import Emulation, EmulationError, Stop, launch, stopped_by
 from pipeline.emulation.qemu import QemuTarget
-from pipeline.emulation.target import DEVICE_PROGRAMS, BuildOptions, Target
+from pipeline.emulation.target import DEVICE_PROGRAMS, BuildOptions, Target, model_folder
+from pipeline.errors import BadInput
 from pipeline.paths import FIRMWARE_DIR
 from pipeline import cli
 
 STARTUP_TIMEOUT = 10.0  # seconds from process start to its port line
 
 TARGETS: dict[str, type[Target]] = {"native": NativeTarget, "qemu": QemuTarget}
+
+
+class NoModelError(BadInput, EmulationError):
+    """The model folder holds no emitted model: the argument must change, as predict and verify say."""
+
+
+def emitted_model(model_dir: Path | None) -> Path:
+    """The emitted model folder, or NoModelError (exit 2) before any build starts."""
+    try:
+        return model_folder(model_dir)
+    except EmulationError as error:
+        raise NoModelError(str(error)) from None
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +89,7 @@ def start(target: str = "native", *, build_dir: Path | None = None, sanitize: bo
     """Builds and starts an emulated device; the caller must stop() it (or use
     emulated_device, which does). On Linux the emulator ends when the starting thread
     does, so start it from a thread that outlives its use (normally the main thread)."""
+    emitted_model(model_dir)
     cmd = build(target, build_dir=build_dir, sanitize=sanitize, tflm_root=tflm_root, verbose=verbose,
                 program=program, model_dir=model_dir)
     return launch(cmd, target, timeout)

@@ -87,7 +87,7 @@ from typing import Any, Callable, Sequence
 
 from pipeline.device import deployed
 from pipeline.device.serial_client import Device, DeviceError
-from pipeline.emulation import qemu
+from pipeline.emulation import emulate, qemu
 from pipeline import cli
 from pipeline.errors import BadInput, PipelineError
 from pipeline.int8 import ops, reference, tflite_model
@@ -299,11 +299,10 @@ ENGINES = {
 
 
 def _model(model_dir: Path) -> deployed.DeployedModel:
-    """The model the images are built from, as its model.json describes it."""
-    try:
-        return deployed.load(model_dir)
-    except deployed.DeployedModelError as error:
-        raise FootprintError(str(error)) from error
+    """The model the images are built from, as its model.json describes it. A folder without one
+    (or with a malformed one) is bad input, exit 2, as it is to predict and verify."""
+    emulate.emitted_model(model_dir)
+    return deployed.load(model_dir)
 
 
 def _flatbuffer(model_dir: Path) -> tflite_model.TfliteModel:

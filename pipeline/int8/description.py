@@ -6,6 +6,7 @@ numpy only, so the device side (no TensorFlow) and the emitter share the same fi
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -187,17 +188,53 @@ def decode_label(token: str) -> str:
     return out.decode("utf-8")
 
 
+LABEL_RULE = ("a label is its text without surrounding spaces and tabs: not empty, no comma (it separates "
+              "--labels), no control character (tab, newline, DEL, C1), no whitespace but the space, UTF-8 text, at most "
+              f"{MAX_LABEL_BYTES} bytes as sent, each once")
+"""The one rule for a class label, whether it comes from --labels or a CSV's label column (the labels
+of one can be given as the other) and whether it is read back from model.json."""
+
+
+def label_text(given: str) -> str:
+    """A label as written (a --labels item, a CSV cell): without the spaces and tabs around it."""
+    return given.strip(" \t")
+
+
+def label_problem(label: str) -> str | None:
+    """Why `label` (already label_text) breaks LABEL_RULE, in a few words naming it; None when it keeps it.
+    Spaces inside are kept (sent as %20), as is any printable Unicode (sent as its %XX UTF-8 bytes)."""
+    if not label:
+        return "empty class label"
+    if label != label_text(label):
+        return f"class label {label!r} has spaces or tabs around it"
+    for ch in label:
+        if "\ud800" <= ch <= "\udfff":
+            return f"class label {label!r} is not UTF-8 text"
+        if unicodedata.category(ch) == "Cc":
+            return f"class label {label!r} holds a control character (U+{ord(ch):04X})"
+        if ch.isspace() and ch != " ":
+            return f"class label {label!r} holds U+{ord(ch):04X}, a line break or space other than ' '"
+    if "," in label:
+        return f"class label {label!r} holds a comma (commas separate the labels of --labels)"
+    sent = encode_label(label)
+    if len(sent) > MAX_LABEL_BYTES:
+        return (f"class label {label!r} is {len(sent)} bytes as the device sends it ({sent[:20]}...); "
+                f"at most {MAX_LABEL_BYTES}")
+    return None
+
+
 def check_labels(labels: Sequence[str], outputs: int) -> None:
-    """One distinct, non-empty label per output, few and short enough for the device's buffers."""
-    if len(labels) != outputs:
-        raise ValueError(f"{len(labels)} labels for {outputs} outputs")
+    """One label per output, each keeping LABEL_RULE and given once, few enough for the device's buffers;
+    raises ValueError naming the first label at fault (by its place, from 1)."""
     if not 2 <= outputs <= MAX_CLASSES:
         raise ValueError(f"{outputs} classes: a classifier has 2..{MAX_CLASSES}")
-    if len(set(labels)) != len(labels):
-        raise ValueError("labels repeat")
-    for label in labels:
-        if not label:
-            raise ValueError("an empty label")
-        if len(encode_label(label)) > MAX_LABEL_BYTES:
-            raise ValueError(f"label {label!r} is {len(encode_label(label))} bytes as sent (see docs/protocol.md); "
-                             f"at most {MAX_LABEL_BYTES}")
+    if len(labels) != outputs:
+        raise ValueError(f"{len(labels)} label(s) for the model's {outputs} classes")
+    for place, label in enumerate(labels, start=1):
+        problem = label_problem(label)
+        if problem:
+            raise ValueError(f"label {place}: {problem}")
+    for place, label in enumerate(labels, start=1):
+        if labels.count(label) > 1:
+            raise ValueError(f"label {place}: class label {label!r} is given {labels.count(label)} times; "
+                             "each class needs its own")

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from pipeline import board
+from pipeline.board import APP_CORE_BYTES
 from pipeline.int8.ops import shapes
 from pipeline.int8.tflite_model import Tensor
 
@@ -148,26 +150,11 @@ def tensor_bytes(tensors: Sequence[Tensor]) -> dict[int, int]:
     return {t.index: shapes.values(t.shape) for t in tensors}
 
 
-BOARD_RAM_BYTES = 256 * 1024
-"""The Nano 33 BLE's RAM (nRF52840)."""
-BOARD_RESERVED_BYTES = 64 * 1024
-"""What the board's own software keeps of it, set aside: the mbed core's main-thread stack is 32 KB
-(MBED_CONF_RTOS_MAIN_THREAD_STACK_SIZE 32768 in the core's variants/ARDUINO_NANO33BLE/mbed_config.h),
-its interrupt stack 1 KB, 512 B below RAM for its vectors and crash data (the variant's linker
-script), and mbed OS, its RTOS threads and the USB serial stack the rest, by a margin: the core's
-libmbed.a, whose map would say exactly, could not be linked here."""
-APP_CORE_BYTES = 2048
-"""The protocol core's own state beside the model's input and output (core/app.h's app_t: a 128 B
-line, a 128 B answer piece, 64 echo entries of 12 B, the parser's state), by a margin. It does not
-grow with the model: answers are formatted as they are sent."""
-
-
 def board_refusal(layout: Plan, steps: Sequence, names: dict[int, str], inputs: int, outputs: int) -> str | None:
     """Why the plan cannot fit the board's RAM beside the firmware's own buffers, naming the largest
     set of tensors alive at once; None when it fits."""
     need = layout.arena_bytes + inputs + outputs + APP_CORE_BYTES
-    room = BOARD_RAM_BYTES - BOARD_RESERVED_BYTES
-    if need <= room:
+    if need <= board.MODEL_RAM_BYTES:
         return None
     where = f"the model's input ({inputs} B), output ({outputs} B) and the protocol core ({APP_CORE_BYTES} B)"
     if layout.peak_tensors:
@@ -178,8 +165,7 @@ def board_refusal(layout: Plan, steps: Sequence, names: dict[int, str], inputs: 
                  f"at op {op.index} {op.op}: {live}), and with {where}")
     else:
         where = f"the AOT engine needs no arena, but {where} need"
-    return (f"{where} {need} B, more than the {room} B the Nano 33 BLE leaves a sketch (256 KB less 64 KB for "
-            "the mbed core, its stacks and USB serial)")
+    return f"{where} {need} B, more than {board.RAM_TEXT}"
 
 
 def summary(layout: Plan, steps: Sequence, names: dict[int, str]) -> dict[str, object]:

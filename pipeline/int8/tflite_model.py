@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import tflite
 
-from pipeline.errors import BadInput
+from pipeline.int8.tflite_verify import ModelFormatError, verify
 
-
-class ModelFormatError(BadInput, ValueError):
-    """The flatbuffer is not a model this project can read."""
+__all__ = ["ModelFormatError", "Operator", "Tensor", "TfliteModel", "read"]
 
 
 @dataclass(frozen=True)
@@ -161,27 +160,32 @@ def _tensor(model: tflite.Model, index: int, t: tflite.Tensor) -> Tensor:
 
 
 def read(data: bytes) -> TfliteModel:
+    """The model in data, after tflite_verify has checked every offset the accessors below follow
+    (they raise struct.error or IndexError on a bad one, and TFLM crashes on it)."""
+    verify(data)
     try:
-        model = tflite.Model.GetRootAsModel(bytearray(data), 0)
-        subgraphs = model.SubgraphsLength()
-    except Exception as exc:
-        raise ModelFormatError(f"not a TFLite flatbuffer: {exc}") from exc
+        return _parse(data)
+    except (struct.error, IndexError, ValueError, TypeError, AttributeError) as exc:  # a gap in verify: still one line
+        raise ModelFormatError(f"not a readable TFLite flatbuffer: {type(exc).__name__}: {exc}") from exc
+
+
+def _parse(data: bytes) -> TfliteModel:
+    """The schema accessors' reading of a verified flatbuffer (tests call it to find verify's gaps)."""
+    model = tflite.Model.GetRootAsModel(bytearray(data), 0)
+    subgraphs = model.SubgraphsLength()
     if subgraphs != 1:
         raise ModelFormatError(f"expected one subgraph, found {subgraphs}")
-    try:
-        graph = model.Subgraphs(0)
-        tensors = [_tensor(model, i, graph.Tensors(i)) for i in range(graph.TensorsLength())]
-        operators = []
-        for i in range(graph.OperatorsLength()):
-            o = graph.Operators(i)
-            code = model.OperatorCodes(o.OpcodeIndex())
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            operators.append(Operator(i, _OP_NAMES.get(builtin, f"BUILTIN_{builtin}"),
-                                      tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else (),
-                                      tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else (),
-                                      _activation(o), _beta(o), _options(o)))
-        inputs = tuple(int(x) for x in graph.InputsAsNumpy()) if graph.InputsLength() else ()
-        outputs = tuple(int(x) for x in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
-    except (IndexError, ValueError, TypeError, AttributeError) as exc:  # a truncated or corrupt flatbuffer
-        raise ModelFormatError(f"not a readable TFLite flatbuffer: {exc}") from exc
+    graph = model.Subgraphs(0)
+    tensors = [_tensor(model, i, graph.Tensors(i)) for i in range(graph.TensorsLength())]
+    operators = []
+    for i in range(graph.OperatorsLength()):
+        o = graph.Operators(i)
+        code = model.OperatorCodes(o.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        operators.append(Operator(i, _OP_NAMES.get(builtin, f"BUILTIN_{builtin}"),
+                                  tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else (),
+                                  tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else (),
+                                  _activation(o), _beta(o), _options(o)))
+    inputs = tuple(int(x) for x in graph.InputsAsNumpy()) if graph.InputsLength() else ()
+    outputs = tuple(int(x) for x in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
     return TfliteModel(tensors, operators, inputs, outputs, hashlib.sha256(data).hexdigest())

@@ -95,18 +95,25 @@ def seed() -> Dataset:
     return Dataset(xs, 2 * xs - 1, "seed lesson (y = 2x - 1)", ("x", "y"), SEED_RANGE)
 
 
-def _open(path: Path, where: str):
-    """A regular file or a one-line refusal: /dev/zero never ends and a FIFO would block the open."""
+def regular_file(path: Path, where: str, wanted: str, error: type[BadInput] = DataError) -> None:
+    """Refuses in one line a path argument that is not a regular file, judged by stat alone: /dev/zero
+    never ends and opening a FIFO would block, so neither may be opened to find out. `where` names the
+    argument (a file or `--flag FILE`), `wanted` what to give instead ("a CSV file")."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise DataError(f"{where}: no such file") from None
+        raise error(f"{where}: no such file") from None
     except OSError as exc:
-        raise DataError(f"{where}: cannot read: {exc.strerror}") from None
+        raise error(f"{where}: cannot read: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise DataError(f"{where}: is a directory, not a CSV file")
+        raise error(f"{where}: is a directory, not {wanted}")
     if not stat.S_ISREG(info.st_mode):
-        raise DataError(f"{where}: not a regular file (a device, FIFO or socket); give a CSV file")
+        raise error(f"{where}: not a regular file (a device, FIFO or socket); give {wanted}")
+
+
+def _open(path: Path, where: str):
+    """A regular file or a one-line refusal (regular_file), opened for reading."""
+    regular_file(path, where, "a CSV file")
     try:
         return open(path, "rb")
     except OSError as exc:
@@ -203,7 +210,7 @@ def _slow_chunk(rows: _Rows, chunk: bytes, first_line: int, width: int, pattern:
 
 def _cells(line: str, where: str, line_no: int) -> list[str]:
     try:
-        return [c.strip() for c in next(csv.reader([line]))]
+        return [c.strip(" \t") for c in next(csv.reader([line]))]  # spaces and tabs, as a number's or label's
     except csv.Error as exc:
         problem = ("lines end in a bare carriage return; save the file with LF or CRLF line ends"
                    if "\r" in line else str(exc))
@@ -333,17 +340,12 @@ def _load_labelled(stream, where: str, first: tuple[int, str, bytes, list[str]],
         inputs = cells[:-1]
         if not pattern.fullmatch(",".join(inputs)):
             raise _bad_cells(where, line_no, inputs, None)
-        label = cells[-1].strip(" \t")
-        if not label:
-            raise DataError(f"{where}:{line_no}: column {width}: empty class label{hint}")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in label):
-            raise DataError(f"{where}:{line_no}: column {width}: class label {label!r} holds a control character")
+        label = description.label_text(cells[-1])
         k = index.get(label)
         if k is None:
-            sent = description.encode_label(label)
-            if len(sent) > description.MAX_LABEL_BYTES:
-                raise DataError(f"{where}:{line_no}: column {width}: class label {label!r} is {len(sent)} bytes as the "
-                                f"device sends it ({sent[:20]}...); at most {description.MAX_LABEL_BYTES}")
+            problem = description.label_problem(label)  # the rule --labels keeps too
+            if problem:
+                raise DataError(f"{where}:{line_no}: column {width}: {problem}{hint if not label else ''}")
             if len(index) == MAX_CLASSES:
                 raise DataError(f"{where}:{line_no}: column {width}: {label!r} would be class {MAX_CLASSES + 1}; at "
                                 f"most {MAX_CLASSES} classes{hint}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,7 @@ from pipeline.capture import fd_output
 from pipeline.errors import BadInput
 from pipeline.int8 import tflite_model
 from pipeline.model import quantize
+from pipeline.model.data import regular_file
 from pipeline.int8.tflite_model import TfliteModel
 
 FULL_INT8_HOW = ("make a full-int8 model: TFLiteConverter with optimizations [tf.lite.Optimize.DEFAULT], a "
@@ -64,9 +66,20 @@ class KerasModel:
         return exact or next((name for name in kept for part in parts if re.fullmatch(re.escape(name) + r"_\d+", part)), "")
 
 
+WANTED = {"--keras": "a Keras 3 .keras file", "--tflite": "an int8 .tflite file",
+          "--float-model": "a .keras or float .tflite file"}
+"""What each model argument asks for, said when a path is not a file at all."""
+
+
 def _exists(path: Path, flag: str) -> None:
-    if not path.is_file():
-        raise OwnModelError(f"{flag} {path}: no such file")
+    """A readable regular file, judged as --data is (a directory, FIFO or /dev/zero is never opened)."""
+    where = f"{flag} {path}"
+    regular_file(path, where, WANTED.get(flag, "a model file"), OwnModelError)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise OwnModelError(f"{where}: cannot read: {exc.strerror}") from None
 
 
 def load_keras(path: Path, flag: str = "--keras") -> KerasModel:
@@ -74,6 +87,7 @@ def load_keras(path: Path, flag: str = "--keras") -> KerasModel:
     _exists(path, flag)
     if path.suffix != ".keras":
         raise OwnModelError(f"{flag} {path}: expected a Keras 3 .keras file (model.save('model.keras'))")
+    _keras_archive(path, flag)
     try:
         with warnings.catch_warnings(), fd_output(2):
             warnings.simplefilter("ignore")
@@ -81,6 +95,20 @@ def load_keras(path: Path, flag: str = "--keras") -> KerasModel:
     except Exception as exc:  # Keras raises many kinds; each means "not a model this build can read"
         raise OwnModelError(f"{flag} {path}: Keras cannot load it: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     return from_model(model, f"{flag} {path}")
+
+
+def _keras_archive(path: Path, flag: str) -> None:
+    """A .keras file is a zip archive with config.json in it; Keras itself says "File not found"
+    of any file that is not a zip, so that is judged here first and said as it is."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        raise OwnModelError(f"{flag} {path}: not a Keras 3 .keras file: not a zip archive "
+                            "(model.save('model.keras') writes one)") from None
+    if "config.json" not in names:
+        raise OwnModelError(f"{flag} {path}: not a Keras 3 .keras file: its zip archive holds no config.json "
+                            "(model.save('model.keras') writes one)")
 
 
 def from_model(model: keras.Model, source: str) -> KerasModel:
@@ -158,14 +186,50 @@ def read_tflite(path: Path, flag: str = "--tflite") -> Int8File:
                             "outputs; the device takes one input tensor and gives one output tensor")
     for role, tensor in (("input", model.input), ("output", model.output)):
         if tensor.dtype != "INT8":
-            weights = any(t.dtype == "INT8" and t.data is not None for t in model.tensors)
-            kind = "a dynamic-range model (int8 weights, float activations)" if weights else "a float model"
+            kind, how = model_kind(model)
             raise OwnModelError(f"{flag} {path}: its {role} tensor '{tensor.name}' is {tensor.dtype}, so it is {kind}; "
-                                f"the device runs full-int8 models only: {FULL_INT8_HOW}")
+                                f"the device runs full-int8 models (int8 input, activations and output) only: {how}")
         if tensor.scales.size != 1:
             raise OwnModelError(f"{flag} {path}: its {role} tensor '{tensor.name}' has {tensor.scales.size} scales; "
                                 "the device needs one (per-tensor) scale on input and output")
     return Int8File(data, model, str(path))
+
+
+_CONVERTER_ENDS = ("QUANTIZE", "DEQUANTIZE")
+"""The ops a converter puts at a model's ends to change its input's and output's type."""
+INT8_IO_HOW = ("convert it again with inference_input_type = inference_output_type = tf.int8 (the converter then "
+               "leaves out the QUANTIZE and DEQUANTIZE ops at its ends); or pass the float model as --keras FILE.keras "
+               "and this build converts it")
+INT16_HOW = ("convert it with target_spec.supported_ops [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] in place of "
+             "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8, and inference_input_type = "
+             "inference_output_type = tf.int8; or pass the float model as --keras FILE.keras and this build converts it")
+_IO_TYPES = {"FLOAT32": "float", "UINT8": "uint8", "INT16": "int16", "FLOAT16": "float16", "INT8": "int8"}
+
+
+def model_kind(model: TfliteModel) -> tuple[str, str]:
+    """What a model whose input or output is not int8 is, and how to make the full-int8 kind instead.
+
+    Judged by its activations, the tensors its ops compute (not the QUANTIZE and DEQUANTIZE at its ends,
+    which only change the type), and by its weights: so a uint8 or 16x8 model, or an int8 one behind a
+    float or uint8 interface, is called what it is, not a dynamic-range one."""
+    computed = {model.tensors[t].dtype for op in model.operators if op.op not in _CONVERTER_ENDS
+                for t in op.outputs if 0 <= t < len(model.tensors)}
+    constants = {t.dtype for t in model.tensors if t.data is not None or t.dtype == "FLOAT16"}
+    given, taken = (_IO_TYPES.get(t.dtype, t.dtype) for t in (model.input, model.output))
+    ends = (f"{given} input and output" if given == taken else f"{given} input and {taken} output"
+            if "INT8" not in (model.input.dtype, model.output.dtype)
+            else f"{given} input" if model.output.dtype == "INT8" else f"{taken} output")
+    if "INT16" in computed:
+        return "a 16x8 model (int16 activations, int8 weights)", INT16_HOW
+    if "UINT8" in computed:
+        return "a uint8 model (uint8 activations: TensorFlow 1's quantization)", FULL_INT8_HOW
+    if "INT8" in computed:
+        return f"an int8 model with {ends} (int8 inside, converted at its ends)", INT8_IO_HOW
+    if "INT8" in constants:
+        return "a dynamic-range model (int8 weights, float activations)", FULL_INT8_HOW
+    if "FLOAT16" in constants:
+        return "a float16 model (float16 weights, float activations)", FULL_INT8_HOW
+    return "a float model", FULL_INT8_HOW
 
 
 def _parse(data: bytes, path: Path, flag: str) -> TfliteModel:

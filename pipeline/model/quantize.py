@@ -4,12 +4,14 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
 import keras
 
 from pipeline.int8 import reference
+from pipeline.model import data as data_stage
 from pipeline.capture import fd_output
 from pipeline.int8.tflite_model import TfliteModel
 from pipeline.errors import PipelineError
@@ -51,9 +53,31 @@ def full_int8(model: keras.Model, samples: np.ndarray, row_shape: tuple[int, ...
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel
+    with quietly():
+        return bytes(converter.convert())
+
+
+def batch_of_one(model: keras.Model, input_shape: tuple[int, ...]) -> keras.Model:
+    """The model on a batch fixed at one, as the device runs it: a Flatten is then one RESHAPE."""
+    fixed = keras.Input(batch_shape=(1, *input_shape))
+    return keras.Model(fixed, model(fixed))
+
+
+def float_tflite(model: keras.Model) -> bytes:
+    """The model as a float flatbuffer: no calibration, so a fraction of the int8 conversion's time, and
+    its ops (tensor names carrying the Keras layer names) say before calibrating what the int8 model would
+    hold. Raises what the converter raises (ConverterError) for a TensorFlow op without a TFLite builtin."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with quietly():
+        return bytes(converter.convert())
+
+
+@contextlib.contextmanager
+def quietly() -> Iterator[None]:
+    """The converter's warnings, prints and native log lines kept out of the build's output."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), fd_output(2):
         warnings.simplefilter("ignore")
-        return bytes(converter.convert())
+        yield
 
 
 def per_channel_weights(model: TfliteModel) -> list[str]:
