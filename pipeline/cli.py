@@ -24,8 +24,9 @@ COMMANDS = {
     "footprint": ("pipeline.footprint.measurement", "measure flash, RAM and instructions on the Cortex-M4"),
 }
 TRACEBACK = "--traceback"
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell tool's status is when its reader goes away
 EXIT_STATUSES = ("Exit status: 0 done, 1 a check failed (or the device or a tool did), 2 bad data or "
-                 "arguments, 130 interrupted; an error is one line on stderr (--traceback shows where).")
+                 "arguments, 130 interrupted, 141 the reader of its output quit; an error is one line on stderr (--traceback shows where).")
 
 
 def prog(command: str) -> str:
@@ -68,6 +69,12 @@ def command(main: Callable[[list[str]], int]) -> Callable[[Sequence[str] | None]
             return _interrupted() if pipeline.interrupted() else status  # a Ctrl-C that native code swallowed
         except KeyboardInterrupt:
             return _interrupted()
+        except BrokenPipeError:  # the reader of stdout quit (`| head`): as the shell's tools do, quietly
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit
+            except OSError:
+                pass
+            return BROKEN_PIPE
         except Exception as error:  # noqa: BLE001 - a command-line tool reports, it does not crash
             if pipeline.interrupted():
                 return _interrupted()

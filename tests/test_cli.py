@@ -75,3 +75,19 @@ def test_tinyml_build_refuses_bad_data_like_python_m(tmp_path):
     assert (done.returncode, done.stderr) == (same.returncode, same.stderr) == (2, f"error: {tmp_path / 'nope.csv'}: no such file\n")
     usage = run("build", "--epochs", "x")
     assert usage.returncode == 2 and usage.stderr == "error: argument --epochs: 'x' is not a whole number (see --help)\n"
+
+
+def test_a_reader_that_quits_ends_the_command_quietly(tmp_path):
+    """`python -m pipeline.build | head -1`, its reader gone: the build's first print meets a closed
+    pipe (closed before the build starts, so no timing is involved); the status is 141, as a shell
+    tool's, nothing is printed about it (no "(a bug ...)" line) and nothing is written."""
+    import os
+    reader, writer = os.pipe()
+    os.close(reader)
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.build", "--no-footprint", "--out", str(tmp_path / "m"),
+                                "--report-dir", str(tmp_path / "r")], cwd=Path(__file__).resolve().parent.parent,
+                               stdout=writer, stderr=subprocess.PIPE, text=True)
+    os.close(writer)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == cli.BROKEN_PIPE and stderr == ""
+    assert not (tmp_path / "m").exists()
