@@ -16,6 +16,8 @@ from typing import Any, Iterator, Sequence
 
 import pipeline
 from pipeline import cli
+from pipeline.rows import text as row_text
+from pipeline.board import flash_refusal
 from pipeline.errors import BadInput
 from pipeline.model import data as data_stage
 from pipeline.emit.files import write_all
@@ -152,8 +154,9 @@ def _input_range(args: argparse.Namespace, dataset: data_stage.Dataset) -> tuple
     outside = (dataset.x < lo) | (dataset.x > hi)
     if outside.any():
         row = int(outside.any(axis=1).argmax())
+        column = int(outside[row].argmax())
         raise UsageError(f"--input-range {lo:g} {hi:g} does not contain the data: {dataset.where(row)} has input "
-                         f"{dataset.x[row].tolist()}")
+                         f"{column + 1} = {dataset.x[row, column]:g} (its row: {row_text(dataset.x[row])})")
     return float(lo), float(hi)
 
 
@@ -317,13 +320,15 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
         say(f"  step {step['epoch']:3d}: w = {step['w']:.4f}, b = {step['b']:.4f}, loss = {step['loss']:.5f}")
     steps = "epochs" if len(dataset.x) <= config.batch_rows else f"steps of {config.batch_rows} rows"
     say(f"trained {name} ({config.trainer}, {config.epochs} {steps}, {config.optimizer} lr {config.lr:g}) in "
-        f"{trained.seconds:.2f} s: loss {trained.losses[-1]:.6g}")
+        f"{trained.seconds:.2f} s: loss {trained.losses[-1]:.6g}"
+        + ("; inputs standardized for training (SGD diverged on them as given), folded into the first layer"
+           if trained.standardized else ""))
     explanation = explain.explain(trained.model, dataset.names, dataset.inputs)
     for line in explanation.lines():
         say(f"  {line}")
     lap("explain")
 
-    tflite = quantize.convert(trained.model, input_range, per_channel=args.per_channel)
+    tflite = quantize.convert(trained.model, input_range, per_channel=args.per_channel, rows=dataset.x)
     tfl = tflite_model.read(tflite)
     quantize.require_int8_io(tfl)
     if args.engine == "tflm":
@@ -332,21 +337,28 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
 
     tolerance = args.tolerance_lsb or (check.classify_tolerance_lsb(hidden) if dataset.classify
                                        else check.default_tolerance_lsb(hidden))
-    result = check.run(trained.model, tflite, tfl, dataset, input_range, tolerance)
+    by_decisions = dataset.classify and args.tolerance_lsb is None  # a classifier: judged by its top class
+    result = check.run(trained.model, tflite, tfl, dataset, input_range, tolerance, gate_steps=not by_decisions)
     board, board_warning = (quantize.board_expectations(tfl, result.sweep_codes) if args.engine == "tflm"
                             else ({}, None))
     if board_warning:
         result.warnings.append(board_warning)
     classified = None if holdout is None else check.classify(trained.model, tflite, tfl, holdout, dataset.counts(),
                                                              trained.class_weights)
+    decisions = (check.decision_gate(lambda x: check.float_outputs(trained.model, x), tflite, tfl, dataset, classified)
+                 if by_decisions else None)
     lap("check")
 
+    too_big = flash_refusal(len(tflite), "tflm")
+    if too_big:  # a trained model is emitted for both engines: TFLM's code is the larger
+        raise UsageError(f"{too_big}: train a smaller network (--hidden)")
     arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
     if holdout is None:
         facts = emit.facts(tfl, name, input_range, arena, tolerance)
         sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist())
     else:
-        facts = emit.facts(tfl, name, input_range, arena, tolerance, task="classify", labels=dataset.labels)
+        facts = emit.facts(tfl, name, input_range, arena, tolerance, task="classify", labels=dataset.labels,
+                           gate="decisions" if by_decisions else "steps")
         sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist(),
                                holdout=(holdout.x, holdout.classes))
     lap("emit")
@@ -361,6 +373,8 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
         say(line)
     for line in classified.lines_out() if classified else []:
         say(line)
+    if decisions is not None:
+        say(check.decision_line(decisions))
     for warning in result.warnings + (classified.warnings if classified else []):
         print(f"warning: {warning}", file=sys.stderr)
     if classified:
@@ -371,6 +385,8 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
                         tflite_bytes=len(tflite), timings=timings, rows=report.sample(trained.model, tfl, dataset),
                         classification=classified.as_dict() if classified else None)
     r["model"]["aot_plan"] = plan
+    if decisions is not None and r.get("classification") is not None:
+        r["classification"]["decisions"] = decisions
     with ThreadPoolExecutor(max_workers=1) as pool:
         on_chip = pool.submit(_footprint, sources) if args.footprint else None
         pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),

@@ -8,12 +8,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pipeline.board import flash_refusal, tflm_ram_warning
 from pipeline.emit import aot, own_report, tflm_ops
 from pipeline.emit import sources as emit
 from pipeline.errors import BadInput
 from pipeline.int8 import description, oracle, reference, tflite_model
 from pipeline.int8.tflite_model import TfliteModel
-from pipeline.model import check, check_own, data as data_stage, own, quantize
+from pipeline.model import check, check_own, data as data_stage, keras_ops, own, quantize
 
 JUDGED_DATA_ROWS = 2048
 """Rows of --data the float-vs-int8 figures are computed on (spread evenly over the file)."""
@@ -62,12 +63,25 @@ def _tolerance(args: argparse.Namespace, tfl: TfliteModel, classify: bool) -> fl
     return check.classify_tolerance_lsb(hidden) if classify else check.default_tolerance_lsb(hidden)
 
 
-def _labels(args: argparse.Namespace, outputs: int) -> tuple[str, ...]:
-    labels = tuple(args.labels.split(",")) if args.labels else tuple(str(k) for k in range(outputs))
+def _labels(args: argparse.Namespace, outputs: int, classify: bool) -> tuple[str, ...]:
+    """--labels under description.LABEL_RULE, the rule a CSV's label column keeps: each item without
+    the spaces around it; `--labels ''` names no labels and a model that is no classifier has none to
+    name, so both are refused rather than ignored. Without the flag a classifier's labels are 0, 1, ..."""
+    given = args.labels
+    if given is not None and not classify:
+        raise OwnUsageError(f"--labels {given!r}: the model does not end in SOFTMAX, so it is not a classifier and "
+                            "has no classes to name; leave --labels out")
+    if not classify:
+        return ()
+    if given is not None and not description.label_text(given):
+        raise OwnUsageError(f"--labels {given!r}: no labels given; name the model's {outputs} classes in output "
+                            "order, comma-separated (or leave --labels out for 0, 1, ...)")
+    labels = (tuple(description.label_text(item) for item in given.split(",")) if given is not None
+              else tuple(str(k) for k in range(outputs)))
     try:
         description.check_labels(labels, outputs)
     except ValueError as bad:
-        raise OwnUsageError(f"--labels {args.labels or ''}: {bad}") from None
+        raise OwnUsageError(f"{f'--labels {given!r}' if given is not None else 'the model'}: {bad}") from None
     return labels
 
 
@@ -91,10 +105,13 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
                 row = int(outside.any(axis=1).argmax())
                 raise OwnUsageError(f"--input-range {input_range[0]:g} {input_range[1]:g} does not contain the data: "
                                     f"{rows.where(row)}")
-        samples = rows.x[data_stage.sample_rows(len(rows.x), 1024)] if rows is not None else \
-            quantize.calibration_inputs(*input_range, 1)
+        samples = quantize.calibration_rows(own_model.model, rows.x, own_model.input_shape) if rows is not None \
+            else quantize.calibration_inputs(*input_range, 1)
         say(f"model: {args.keras}: Keras, input shape {own_model.input_shape}{_fed(own_model.input_shape)}, "
             f"{own_model.outputs} output(s); calibrating on {'--data' if rows is not None else 'the --input-range'}")
+        refused = keras_ops.refusal(own_model, tflm_ops.resolver_method, tflm_ops.TREE)
+        if refused:  # before calibration, which can die natively on such a layer
+            raise own.OwnModelError(f"{own_model.source}: {refused}")
         tflite = own.convert(own_model, samples, per_channel=args.per_channel)
         tfl = tflite_model.read(tflite)
         quantize.require_int8_io(tfl)
@@ -115,6 +132,9 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
             f"{emit.width(tfl.output.shape)} output(s); deployed as it is ({len(tflite)} bytes, SHA-256 "
             f"{tfl.sha256[:12]}); input range from its quantization [{input_range[0]:g}, {input_range[1]:g}]")
     input_range = (float(input_range[0]), float(input_range[1]))
+    too_big = flash_refusal(len(tflite), args.engine)
+    if too_big:  # before the check's minutes over a model that could never be flashed
+        raise OwnUsageError(f"--engine {args.engine}: {too_big}")
     layer_of = _layer_of(own_model, tfl)
     aot_refused = reference.aot_refusal(tfl)  # why the AOT engine cannot run it, or None
     if args.engine == "tflm":
@@ -136,8 +156,11 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
     judged = rows if rows is not None else _range_rows(width, *input_range)
     judged = judged.subset(data_stage.sample_rows(len(judged.x), JUDGED_DATA_ROWS))
     classify = bool(tfl.operators) and tfl.operators[-1].op == "SOFTMAX"
+    labels = _labels(args, emit.width(tfl.output.shape), classify)
     tolerance = _tolerance(args, tfl, classify)
-    result = check_own.run(tflite, tfl, judged, input_range, float_fn, float_name, tolerance, rows is not None)
+    by_decisions = classify and args.tolerance_lsb is None and float_fn is not None  # judged by its top class
+    result = check_own.run(tflite, tfl, judged, input_range, float_fn, float_name, tolerance, rows is not None,
+                           gate_steps=not by_decisions)
     board: dict[int, np.ndarray] = {}
     if args.engine == "tflm" and result.reference_applies:
         board, board_warning = quantize.board_expectations(tfl, result.sweep_codes)
@@ -150,10 +173,13 @@ def prepare(args: argparse.Namespace, say) -> dict[str, Any]:
         if too_big and args.engine == "aot":
             raise OwnUsageError(f"--engine aot: {too_big}")
     arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
+    ram = tflm_ram_warning(arena, emit.width(tfl.input.shape), emit.width(tfl.output.shape))
+    if ram and args.engine == "tflm":
+        result.warnings.append(ram)
     name = Path(args.keras or args.tflite).stem
-    labels = _labels(args, emit.width(tfl.output.shape)) if classify else ()
     facts = emit.facts(tfl, name, input_range, arena, tolerance if float_fn is not None else None,
-                       task=description.CLASSIFY if classify else description.REGRESS, labels=labels)
+                       task=description.CLASSIFY if classify else description.REGRESS, labels=labels,
+                       gate="decisions" if by_decisions else "steps")
     sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist(), engine=args.engine)
     say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
         f"zp {facts.output_zero_point}, range [{input_range[0]:g}, {input_range[1]:g}], ops {', '.join(tfl.ops)}, "

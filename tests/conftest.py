@@ -14,8 +14,8 @@ from pipeline.device.serial_client import Device
 # Each module's tiers, for `pytest -m` (markers registered in pyproject.toml): what a test
 # needs beyond numpy and pyserial, and which take minutes. A module missing here fails the run.
 TIERS = {
-    "test_cli": (), "test_error_codes": (), "test_files": (), "test_layout": (), "test_sweep": (),
-    "test_op_conv_2d": (), "test_op_pooling": (), "test_op_elementwise": (), "test_op_shapes": (),
+    "test_board_budget": ("tf",), "test_calibration": ("tf",), "test_decision_gate": ("tf",), "test_cli": (), "test_error_codes": (), "test_files": (), "test_layout": (), "test_sweep": (),
+    "test_tflite_corrupt": ("tf",), "test_op_conv_2d": (), "test_op_pooling": (), "test_op_elementwise": (), "test_op_shapes": (),
     "test_conv_models": ("tf", "emulation"),
     "test_aot": ("tf",), "test_build": ("tf",), "test_classify": ("tf",), "test_data": ("tf",),
     "test_ops": ("tf",), "test_reference": ("tf",), "test_train": ("tf",),

@@ -185,7 +185,7 @@ def test_a_given_range_must_contain_the_data_and_names_its_line(tmp_path):
     assert build._input_range(_range_args(), d) == (1.0, 5.0)
     assert build._input_range(_range_args(0, 9), d) == (0.0, 9.0)
     with pytest.raises(build.UsageError, match=rf"--input-range 0 3 does not contain the data: {re.escape(str(path))}:4 "
-                                               r"has input \[5.0\]"):
+                                               r"has input 1 = 5 \(its row: 5\)"):
         build._input_range(_range_args(0, 3), d)
 
 
@@ -199,7 +199,7 @@ def test_constant_data_builds_with_a_given_range(tmp_path):
 
 
 BAD_ARGUMENTS = [
-    (["--input-range", "0", "3"], r"does not contain the data: seed lesson \(y = 2x - 1\): row 1 has input \[-1.0\]"),
+    (["--input-range", "0", "3"], r"does not contain the data: seed lesson \(y = 2x - 1\): row 1 has input 1 = -1 \(its row: -1\)"),
     (["--input-range", "5", "5"], r"need LO < HI"),
     (["--input-range", "0", "1e30"], r"need LO < HI, both within ±1e\+30"),
     (["--seed", "-1"], r"--seed -1: must be 0..4294967295"),
@@ -260,3 +260,17 @@ def test_bad_arguments_are_refused_before_tensorflow_is_imported():
     """In a fresh interpreter: a refusal costs no TensorFlow import (seconds, and a traceback if it failed there)."""
     cases = [a for a, _ in BAD_ARGUMENTS] + [["--data", "/dev/zero"]]
     refusals.assert_refused_before_tensorflow(cases)
+
+
+def test_a_wide_row_outside_the_range_is_named_by_its_line_and_shown_short(tmp_path):
+    """714 values in a row: the refusal names the file's line and the input, and shows the row by its
+    first four values and its count, not whole."""
+    path = tmp_path / "wide.csv"
+    rows = np.zeros((3, 715))
+    rows[2, 500] = 9.0
+    np.savetxt(path, rows, delimiter=",", fmt="%g")
+    d = data.load_csv(path)
+    with pytest.raises(build.UsageError) as refused:
+        build._input_range(_range_args(-1, 1), d)
+    assert str(refused.value) == (f"--input-range -1 1 does not contain the data: {path}:3 has input 501 = 9 (its row: "
+                                  "0, 0, 0, 0, ... (714 values))")

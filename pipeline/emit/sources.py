@@ -28,7 +28,7 @@ HOLDOUT_ROWS = 200
 
 
 def facts(tfl: TfliteModel, name: str, input_range: tuple[float, float], arena_measured: int,
-          tolerance_lsb: float, task: str = REGRESS, labels: tuple[str, ...] = ()) -> ModelDescription:
+          tolerance_lsb: float, task: str = REGRESS, labels: tuple[str, ...] = (), gate: str = "steps") -> ModelDescription:
     """The deployed model's description, read from the flatbuffer and the build's choices."""
     i, o = tfl.input, tfl.output
     return ModelDescription(
@@ -37,7 +37,7 @@ def facts(tfl: TfliteModel, name: str, input_range: tuple[float, float], arena_m
         input_range=(float(input_range[0]), float(input_range[1])), name=name, sha256=tfl.sha256, ops=tuple(tfl.ops),
         per_channel=any(t.per_channel for t in tfl.tensors if t.dtype == "INT8"),
         arena=arena_bytes(arena_measured), arena_measured=arena_measured, tolerance_lsb=tolerance_lsb,
-        task=task, labels=tuple(labels))
+        task=task, labels=tuple(labels), gate=gate)
 
 
 def width(shape: tuple[int, ...]) -> int:
@@ -60,13 +60,13 @@ def _float(value: float) -> str:
 def model_info_h(f: ModelDescription) -> str:
     ops = " ".join(f"OP({_resolver_method(op)})" for op in f.ops)
     lo, hi = f.input_range
-    return f"""/* {GENERATED} Model: {f.name}. */
+    return f"""/* {GENERATED} Model: {c_comment(f.name)}. */
 #ifndef MODEL_INFO_H
 #define MODEL_INFO_H
 
-#define MODEL_NAME "{f.name}"
-#define MODEL_SHA256 "{f.sha256}"
-#define MODEL_ID "{f.id}"
+#define MODEL_NAME {c_string(f.name)}
+#define MODEL_SHA256 {c_string(f.sha256)}
+#define MODEL_ID {c_string(f.id)}
 #define MODEL_INPUT_COUNT {f.inputs}
 #define MODEL_OUTPUT_COUNT {f.outputs}
 #define MODEL_INPUT_SCALE {_float(f.input_scale)}
@@ -112,7 +112,7 @@ extern const unsigned int g_model_len;
 def model_data_cpp(tflite: bytes, f: ModelDescription) -> str:
     rows = [", ".join(f"0x{b:02x}" for b in tflite[i:i + 12]) for i in range(0, len(tflite), 12)]
     body = ",\n  ".join(rows)
-    return f"""/* {GENERATED} Model: {f.name}, SHA-256 {f.sha256}. */
+    return f"""/* {GENERATED} Model: {c_comment(f.name)}, SHA-256 {c_comment(f.sha256)}. */
 #include "model_data.h"
 
 alignas(16) const unsigned char g_model[] = {{

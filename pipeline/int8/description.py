@@ -109,8 +109,13 @@ class ModelDescription(Interface):
     """None when no float model was given (an int8 .tflite deployed alone): nothing to judge by."""
     labels: tuple[str, ...] = field(default=(), kw_only=True)
     """A classifier's class names, in output order (empty for regression)."""
+    gate: str = field(default="steps", kw_only=True)
+    """What the build held the int8 model to: "steps" (|float - int8| <= tolerance_lsb), or "decisions"
+    (a classifier: its top class; the steps are figures, not a limit)."""
 
     def __post_init__(self) -> None:
+        if self.gate not in ("steps", "decisions"):
+            raise ValueError(f"gate {self.gate!r} is neither 'steps' nor 'decisions'")
         if self.task not in (REGRESS, CLASSIFY):
             raise ValueError(f"task {self.task!r} is neither {REGRESS!r} nor {CLASSIFY!r}")
         if self.task == CLASSIFY:
@@ -137,7 +142,7 @@ class ModelDescription(Interface):
             "output": {"scale": self.output_scale, "zero_point": self.output_zero_point},
             "input_range": list(self.input_range), "ops": list(self.ops), "per_channel": self.per_channel,
             "arena_bytes": self.arena, "arena_measured_bytes": self.arena_measured,
-            "tolerance": {"max_lsb": self.tolerance_lsb},
+            "tolerance": {"max_lsb": self.tolerance_lsb, **({"gate": self.gate} if self.gate != "steps" else {})},
             **({"task": self.task, "labels": list(self.labels)} if self.task == CLASSIFY else {}),
         }
 
@@ -155,7 +160,8 @@ class ModelDescription(Interface):
                 arena=int(meta["arena_bytes"]), arena_measured=int(meta["arena_measured_bytes"]),
                 tolerance_lsb=None if meta["tolerance"]["max_lsb"] is None else float(meta["tolerance"]["max_lsb"]),
                 task=str(meta.get("task", REGRESS)),
-                labels=tuple(str(label) for label in meta.get("labels", ())))
+                labels=tuple(str(label) for label in meta.get("labels", ())),
+                gate=str(meta["tolerance"].get("gate", "steps")))
         except KeyError as missing:
             raise ValueError(f"no {missing.args[0]!r}") from None
         except (TypeError, ValueError) as bad:

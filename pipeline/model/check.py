@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import keras
 
+from pipeline.rows import text as row_text
 from pipeline.int8 import metrics
 from pipeline.int8 import oracle
 from pipeline.int8 import quant
 from pipeline.int8 import reference
 from pipeline.int8 import sweep
-from pipeline.model.data import LESSON_X, SEED_XS, Dataset
+from pipeline.model.data import LESSON_X, SEED_XS, Dataset, sample_rows
 from pipeline.int8.tflite_model import TfliteModel
 from pipeline.errors import PipelineError
 
@@ -86,14 +87,19 @@ class CheckResult:
         out = [f"check: {compared} over {len(self.sweep_codes)} inputs; float vs int8 MAE {e['mae']:.4g}, "
                f"RMSE {e['rmse']:.4g}, max {e['max_abs']:.4g} ({e['max_lsb']:.2f} LSB), L2 rel {e['l2_relative']:.3g}"]
         for p in self.points:
-            out.append(f"x = {', '.join(f'{v:g}' for v in p['x'])}: float {' '.join(f'{v:.4f}' for v in p['float'])}, "
-                       f"int8 {' '.join(f'{v:.4f}' for v in p['int8'])}{' (clipped)' if p['clipped'] else ''}")
+            out.append(f"x = {row_text(p['x'])}: float {row_text(p['float'], '{:.4f}', ' ')}, "
+                       f"int8 {row_text(p['int8'], '{:.4f}', ' ')}{' (clipped)' if p['clipped'] else ''}")
         return out
 
 
 CHUNK_ROWS = 65536
 """Rows per model call: a million training rows through a 16x16 network would otherwise hold
 hundreds of MB of activations and int64 accumulators at once."""
+
+
+def float_outputs(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """The float model's answers, a chunk of rows at a time."""
+    return _float(model, x)
 
 
 def _float(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -189,7 +195,9 @@ def underfit_warning(model: keras.Model, data: Dataset) -> str | None:
 
 
 def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float, float],
-        tolerance_lsb: float = DEFAULT_TOLERANCE_LSB) -> CheckResult:
+        tolerance_lsb: float = DEFAULT_TOLERANCE_LSB, gate_steps: bool = True) -> CheckResult:
+    """The check; gate_steps False (a classifier, judged by its decisions: decision_gate) reports the
+    float-vs-int8 steps without refusing on them."""
     i, o = tfl.input, tfl.output
     in_scale, in_zp = float(i.scales[0]), int(i.zero_points[0])
     out_scale, out_zp = float(o.scales[0]), int(o.zero_points[0])
@@ -204,7 +212,8 @@ def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, inpu
         if mismatches:
             first = int(np.flatnonzero(np.any(tflm != ref, axis=1))[0])
             raise CheckError(f"the integer reference disagrees with TFLM on {mismatches} of {len(codes)} inputs "
-                             f"(first: codes {codes[first].tolist()} -> TFLM {tflm[first].tolist()}, reference {ref[first].tolist()})")
+                             f"(first: codes [{row_text(codes[first])}] -> TFLM [{row_text(tflm[first])}], "
+                             f"reference [{row_text(ref[first])}])")
     sweep_float = _float(model, quant.dequantize(codes, in_scale, in_zp))
     sweep_errors = metrics.compare(sweep_float, quant.dequantize(ref, out_scale, out_zp), out_scale)
 
@@ -227,12 +236,14 @@ def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, inpu
                          400, dtype=np.float32).reshape(-1, 1)
         curve = {"x": cx[:, 0], "float": _float(model, cx)[:, 0], "int8": _int8_path(tfl, cx)[:, 0]}
 
-    if errors["max_lsb"] > tolerance_lsb:
+    if gate_steps and errors["max_lsb"] > tolerance_lsb:
         row, col = np.unravel_index(int(np.argmax(np.abs(int8_y - float_y))), float_y.shape)
-        where = ", ".join(f"{v:g}" for v in x[row])
+        where = row_text(x[row])
+        hits = np.flatnonzero(np.all(np.asarray(data.x, dtype=np.float32) == x[row], axis=1))
+        where = f"{data.where(int(hits[0]))} (x = {where})" if hits.size else f"x = {where}"
         which = f"output {col + 1}: " if data.outputs > 1 else ""
         raise CheckError(f"the int8 model is {errors['max_lsb']:.2f} output steps ({errors['max_abs']:.4g}) from the float "
-                         f"model at x = {where} ({which}float {float_y[row, col]:.4f}, int8 {int8_y[row, col]:.4f}), inside "
+                         f"model at {where} ({which}float {float_y[row, col]:.4f}, int8 {int8_y[row, col]:.4f}), inside "
                          f"the calibrated range [{lo:g}, {hi:g}]; tolerance {tolerance_lsb:g} steps (--tolerance-lsb). "
                          "Narrow --input-range, train longer, or raise the tolerance")
     warning = underfit_warning(model, data)
@@ -249,6 +260,60 @@ probability far. Measured worst inside the calibrated range (Gaussian blobs in 2
 classes, 4 seeds each, adam, 300 epochs): 10.9 steps with no hidden layer; 13.2 (sigmoid), 30.9
 (relu) and 36.3 (tanh) with one of 8 units; 62.1 (relu) and 49.6 (tanh) with 16,16."""
 DISAGREEMENT_ROWS_LISTED = 20
+
+
+DECISION_AGREEMENT = 0.99
+"""A classifier's default gate: the device's top class (the int8 model as TFLM computes it) is the
+float model's on at least this share of the data rows and of the hold-out rows ..."""
+ACCURACY_DROP = 0.01
+"""... and its hold-out accuracy is at most this much below the float model's."""
+DECISION_DATA_ROWS = 20_000
+"""Data rows the decisions are compared on: all, or an evenly spread sample of a larger set."""
+
+
+def decision_gate(predict: Callable[[np.ndarray], np.ndarray], tflite: bytes, tfl: TfliteModel, data: Dataset,
+                  classified: "Classification | None" = None) -> dict[str, Any]:
+    """A classifier judged by what it decides: refuses (CheckError) where the device's top class leaves
+    the float model's on more than 1% of the data rows or of the hold-out rows, or its hold-out
+    accuracy drops by more than a point; returns the figures (report.json's classification.decisions)."""
+    rows = sample_rows(len(data.x), DECISION_DATA_ROWS)
+    x = data.x[rows]
+    i = tfl.input
+    codes = quant.quantize(x, float(i.scales[0]), int(i.zero_points[0]))
+    device = np.concatenate([oracle.int8_outputs(tflite, codes[k:k + CHUNK_ROWS])[0]
+                             for k in range(0, len(codes), CHUNK_ROWS)]) if len(codes) else np.zeros((0, 1))
+    differ = np.flatnonzero(top(predict(x)) != top(device))
+    figures: dict[str, Any] = {"data_rows": int(len(rows)), "data_agreement": 1 - len(differ) / max(len(rows), 1),
+                               "gate_agreement": DECISION_AGREEMENT, "gate_accuracy_drop": ACCURACY_DROP}
+    if len(differ) > (1 - DECISION_AGREEMENT) * len(rows):
+        first = data.where(int(rows[differ[0]]))
+        raise CheckError(f"the device decides as the float model on {100 * figures['data_agreement']:.2f}% of the data "
+                         f"rows ({len(differ)} of {len(rows)} differ, the first {first}); a classifier needs "
+                         f"{100 * DECISION_AGREEMENT:g}% (or --tolerance-lsb STEPS to judge its probabilities instead)")
+    if classified is not None and classified.rows:
+        agree = 1 - len(classified.disagreements()) / classified.rows
+        drop = classified.accuracy(classified.float_top) - classified.accuracy(classified.device_top)
+        figures.update(holdout_rows=classified.rows, holdout_agreement=agree, accuracy_drop=drop)
+        if agree < DECISION_AGREEMENT:
+            first = classified.where(classified.disagreements()[:1])[0]
+            raise CheckError(f"the device decides as the float model on {100 * agree:.2f}% of the hold-out rows "
+                             f"({len(classified.disagreements())} of {classified.rows} differ, the first at line "
+                             f"{first}); a classifier needs {100 * DECISION_AGREEMENT:g}% (or --tolerance-lsb STEPS)")
+        if drop > ACCURACY_DROP:
+            raise CheckError(f"the device's hold-out accuracy is {100 * drop:.1f} points below the float model's "
+                             f"({100 * classified.accuracy(classified.device_top):.1f}% against "
+                             f"{100 * classified.accuracy(classified.float_top):.1f}%); a classifier may lose at most "
+                             f"{100 * ACCURACY_DROP:g} (or --tolerance-lsb STEPS)")
+    return figures
+
+
+def decision_line(figures: dict[str, Any]) -> str:
+    """What the build prints of decision_gate's figures."""
+    held = (f" and {100 * figures['holdout_agreement']:.2f}% of {figures['holdout_rows']} hold-out rows (accuracy "
+            f"{100 * figures['accuracy_drop']:.1f} points below float)" if "holdout_rows" in figures else "")
+    return (f"decisions: the device's top class is the float model's on {100 * figures['data_agreement']:.2f}% of "
+            f"{figures['data_rows']} data rows{held}; the gate: {100 * DECISION_AGREEMENT:g}% and at most "
+            f"{100 * ACCURACY_DROP:g} point (probability steps are reported, not gated, without --tolerance-lsb)")
 
 
 def classify_tolerance_lsb(hidden: Sequence[int]) -> float:

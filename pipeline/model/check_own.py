@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.rows import text as row_text
 from pipeline.int8 import metrics, oracle, quant, reference, sweep
 from pipeline.int8.tflite_model import TfliteModel
+from pipeline.model import check
 from pipeline.model.check import CheckError, inside, probe_inputs
 from pipeline.model.data import Dataset
 from pipeline.model.own import FloatModel
@@ -38,6 +40,8 @@ class OwnCheck:
     mismatches: int | None = None
     """Rows where TFLM and the integer reference differ (0: the check passed only so); None when the
     two were not both computed, so nothing was compared."""
+    decisions: dict[str, Any] | None = None
+    """A classifier judged by its top class (check.decision_gate's figures); None when judged by steps."""
 
     @property
     def reference_applies(self) -> bool:
@@ -53,7 +57,8 @@ class OwnCheck:
     def as_dict(self) -> dict[str, Any]:
         return {"oracle": self.oracle, "reference": self.reference, "sweep_count": int(len(self.sweep_codes)),
                 "mismatches": self.mismatches, "float_model": self.float_name, "errors": self.errors,
-                "tolerance_lsb": self.tolerance_lsb, "points": self.points, "warnings": self.warnings}
+                "tolerance_lsb": self.tolerance_lsb, "points": self.points, "warnings": self.warnings,
+                **({"decisions": self.decisions} if self.decisions is not None else {})}
 
     def lines(self) -> list[str]:
         rows = f"over {len(self.sweep_codes)} input rows"
@@ -68,9 +73,11 @@ class OwnCheck:
             out.append("float vs int8: not computed (no float model: give --float-model FILE.tflite|FILE.keras)")
         else:
             e = self.errors
+            limit = "reported" if self.decisions is not None else f"tolerance {self.tolerance_lsb:g}"
             out.append(f"float vs int8 ({self.float_name}): MAE {e['mae']:.4g}, RMSE {e['rmse']:.4g}, max "
-                       f"{e['max_abs']:.4g} ({e['max_lsb']:.2f} LSB, tolerance {self.tolerance_lsb:g}), "
-                       f"L2 rel {e['l2_relative']:.3g}")
+                       f"{e['max_abs']:.4g} ({e['max_lsb']:.2f} LSB, {limit}), L2 rel {e['l2_relative']:.3g}")
+        if self.decisions is not None:
+            out.append(check.decision_line(self.decisions))
         return out
 
 
@@ -102,8 +109,9 @@ def resolution_warnings(data: Dataset, scale: float) -> list[str]:
 
 
 def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float, float], float_fn: FloatModel | None,
-        float_name: str | None, tolerance_lsb: float, data_given: bool) -> OwnCheck:
-    """data holds the rows the model is judged on: --data's inputs, or points of the range when none was given."""
+        float_name: str | None, tolerance_lsb: float, data_given: bool, gate_steps: bool = True) -> OwnCheck:
+    """data holds the rows the model is judged on: --data's inputs, or points of the range when none was given.
+    gate_steps False: a classifier, judged by its top class on those rows (check.decision_gate)."""
     i, o = tfl.input, tfl.output
     in_scale, in_zp = float(i.scales[0]), int(i.zero_points[0])
     out_scale, out_zp = float(o.scales[0]), int(o.zero_points[0])
@@ -123,8 +131,8 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
         if differ.any():
             first = int(np.flatnonzero(differ)[0])
             raise CheckError(f"the integer reference disagrees with TFLM on {int(differ.sum())} of {len(codes)} rows "
-                             f"(first: codes {codes[first].tolist()[:16]}... -> TFLM {want[first].tolist()}, "
-                             f"reference {ref[first].tolist()})")
+                             f"(first: codes [{row_text(codes[first])}] -> TFLM [{row_text(want[first])}], "
+                             f"reference [{row_text(ref[first])}])")
     probes = probe_inputs(data, input_range)
     probe_int8 = quant.dequantize(oracle.int8_outputs(tflite, quant.quantize(probes, in_scale, in_zp))[0],
                                   out_scale, out_zp)
@@ -143,12 +151,15 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
     probe_float = float_fn(probes)
     points = [{"x": p.tolist(), "float": f.tolist(), "int8": q.tolist(), "clipped": bool(c)}
               for p, f, q, c in zip(probes, probe_float, probe_int8, clipped)]
-    if errors["max_lsb"] > tolerance_lsb:
+    decisions = None if gate_steps else check.decision_gate(float_fn, tflite, tfl, data)
+    if gate_steps and errors["max_lsb"] > tolerance_lsb:
         row, col = np.unravel_index(int(np.argmax(np.abs(int8_y - float_y))), float_y.shape)
-        where = ", ".join(f"{v:g}" for v in judged[row][:8]) + (", ..." if width > 8 else "")
+        where = f"x = {row_text(judged[row])}"
+        hits = np.flatnonzero(np.all(np.asarray(data.x, dtype=np.float32) == judged[row], axis=1))
+        where = f"{data.where(int(hits[0]))} ({where})" if hits.size else where
         raise CheckError(f"the int8 model is {errors['max_lsb']:.2f} output steps ({errors['max_abs']:.4g}) from "
-                         f"{float_name} at x = {where} (output {col + 1}: float {float_y[row, col]:.4f}, int8 "
+                         f"{float_name} at {where} (output {col + 1}: float {float_y[row, col]:.4f}, int8 "
                          f"{int8_y[row, col]:.4f}), inside the calibrated range [{input_range[0]:g}, "
                          f"{input_range[1]:g}]; tolerance {tolerance_lsb:g} steps (--tolerance-lsb)")
     return OwnCheck(codes, oracle_name, verdict, sweep_float, float_name, errors, tolerance_lsb, probes, points, warnings,
-                    mismatches)
+                    mismatches, decisions)

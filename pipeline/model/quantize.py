@@ -33,10 +33,37 @@ def calibration_inputs(lo: float, hi: float, inputs: int, samples: int = CALIBRA
     return np.vstack([corners, rng.uniform(lo, hi, size=(samples, inputs))]).astype(np.float32)
 
 
-def convert(model: keras.Model, input_range: tuple[float, float], per_channel: bool = False) -> bytes:
-    """int8 weights, activations, input and output; Dense per-tensor unless asked (the Nano's TFLM needs it)."""
+CALIBRATION_DATA_ROWS = 2000
+"""Data rows the converter calibrates on: every row of a set up to this size, else an evenly spread
+sample (each row costs the converter about a millisecond)."""
+
+
+def calibration_rows(model: keras.Model, rows: np.ndarray, row_shape: tuple[int, ...] = (-1,)) -> np.ndarray:
+    """The data rows to calibrate on: all, or a spread sample of a large set together with the rows on
+    which the model answers its least and greatest value on each output, so that the int8 output's
+    range covers every answer the model gives on its own data (a fit's extremes are where it saturates
+    first)."""
+    rows = np.asarray(rows, dtype=np.float32)
+    if len(rows) <= CALIBRATION_DATA_ROWS:
+        return rows
+    picked = set(data_stage.sample_rows(len(rows), CALIBRATION_DATA_ROWS).tolist())
+    for start in range(0, len(rows), 65536):
+        chunk = rows[start:start + 65536]
+        answers = np.asarray(model(chunk.reshape(len(chunk), *row_shape), training=False)).reshape(len(chunk), -1)
+        picked.update((start + answers.argmin(axis=0)).tolist() + (start + answers.argmax(axis=0)).tolist())
+    return rows[sorted(picked)]
+
+
+def convert(model: keras.Model, input_range: tuple[float, float], per_channel: bool = False,
+            rows: np.ndarray | None = None) -> bytes:
+    """int8 weights, activations, input and output; Dense per-tensor unless asked (the Nano's TFLM needs it).
+    Calibrated on the input box (its corners and uniform samples: the int8 input covers input_range)
+    and on the data rows, so that the outputs cover what the model answers on its data."""
     lo, hi = input_range
-    return full_int8(model, calibration_inputs(lo, hi, int(model.inputs[0].shape[-1])), (-1,), per_channel)
+    samples = calibration_inputs(lo, hi, int(model.inputs[0].shape[-1]))
+    if rows is not None and len(rows):
+        samples = np.vstack([samples, calibration_rows(model, rows)])
+    return full_int8(model, samples, (-1,), per_channel)
 
 
 def full_int8(model: keras.Model, samples: np.ndarray, row_shape: tuple[int, ...], per_channel: bool) -> bytes:
