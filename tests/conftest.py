@@ -14,7 +14,7 @@ from pipeline.device.serial_client import Device
 # Each module's tiers, for `pytest -m` (markers registered in pyproject.toml): what a test
 # needs beyond numpy and pyserial, and which take minutes. A module missing here fails the run.
 TIERS = {
-    "test_board_budget": ("tf",), "test_calibration": ("tf",), "test_decision_gate": ("tf",), "test_cli": (), "test_error_codes": (), "test_files": (), "test_layout": (), "test_sweep": (),
+    "test_board_budget": ("tf",), "test_calibration": ("tf",), "test_decision_gate": ("tf",), "test_api": ("tf", "emulation"), "test_cli": (), "test_error_codes": (), "test_files": (), "test_layout": (), "test_sweep": (),
     "test_tflite_corrupt": ("tf",), "test_op_conv_2d": (), "test_op_pooling": (), "test_op_elementwise": (), "test_op_shapes": (),
     "test_conv_models": ("tf", "emulation"),
     "test_aot": ("tf",), "test_build": ("tf",), "test_classify": ("tf",), "test_data": ("tf",),
@@ -24,7 +24,7 @@ TIERS = {
     "test_protocol": ("emulation",), "test_tflm": ("tf", "emulation"),
     "test_classifier_device": ("tf", "emulation"), "test_qemu": ("emulation", "qemu"),
     "test_footprint": ("tf", "qemu", "slow"), "test_fuzz": ("fuzz", "slow"),
-    "test_aot_kernels": ("emulation",), "test_wide_inputs": ("tf", "emulation"), "test_own_model": ("tf", "emulation"),
+    "test_aot_kernels": ("emulation",), "test_aot_conv_kernels": ("emulation",), "test_wide_inputs": ("tf", "emulation"), "test_own_model": ("tf", "emulation"),
     "test_c_strings": ("tf",), "test_labels_rule": ("tf",), "test_model_kind": ("tf",), "test_keras_refusals": ("tf",),
     "test_model_json": (), "test_path_arguments": ("tf",), "test_disconnect": (),
 }
