@@ -41,10 +41,10 @@ class NoModelError(BadInput, EmulationError):
     """The model folder holds no emitted model: the argument must change, as predict and verify say."""
 
 
-def emitted_model(model_dir: Path | None) -> Path:
+def emitted_model(model_dir: Path | None, tflm: bool = False) -> Path:
     """The emitted model folder, or NoModelError (exit 2) before any build starts."""
     try:
-        return model_folder(model_dir)
+        return model_folder(model_dir, tflm)
     except EmulationError as error:
         raise NoModelError(str(error)) from None
 
@@ -89,7 +89,7 @@ def start(target: str = "native", *, build_dir: Path | None = None, sanitize: bo
     """Builds and starts an emulated device; the caller must stop() it (or use
     emulated_device, which does). On Linux the emulator ends when the starting thread
     does, so start it from a thread that outlives its use (normally the main thread)."""
-    emitted_model(model_dir)
+    emitted_model(model_dir, tflm=tflm_root is not None)
     cmd = build(target, build_dir=build_dir, sanitize=sanitize, tflm_root=tflm_root, verbose=verbose,
                 program=program, model_dir=model_dir)
     return launch(cmd, target, timeout)

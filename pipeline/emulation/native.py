@@ -51,7 +51,7 @@ class NativeTarget:
         if not (build_dir / "CMakeCache.txt").is_file() and _find_c_compiler() is None:
             raise EmulationError("no C compiler found ($CC, cc, gcc or clang): install one "
                                  "(e.g. apt-get install gcc)")
-        model_dir = model_folder(options.model_dir)
+        model_dir = model_folder(options.model_dir, tflm=tflm_root is not None)
         archive = (tflm_library.library("native-sanitize" if options.sanitize else "native", tflm_root,
                                         options.verbose) if tflm_root else "")
         settings = {"source": str(FIRMWARE_DIR), "sanitize": options.sanitize,

@@ -36,10 +36,12 @@ class Target(Protocol):
     def build(self, options: BuildOptions) -> list[str]: ...
 
 
-def model_folder(model_dir: Path | None) -> Path:
-    """The emitted model sources an emulation is built from; refuses a folder without them."""
+def model_folder(model_dir: Path | None, tflm: bool = False) -> Path:
+    """The emitted model sources an emulation is built from; refuses a folder without them (the TFLM
+    engine also compiles model_data.cpp; the AOT engine's tables are all in model_aot.h)."""
     folder = Path(model_dir).resolve() if model_dir else FIRMWARE_DIR / "model"
-    missing = [name for name in ("model_info.h", "model_aot.h", "model_data.cpp") if not (folder / name).is_file()]
+    needed = ("model_info.h", "model_aot.h") + (("model_data.cpp",) if tflm else ())
+    missing = [name for name in needed if not (folder / name).is_file()]
     if missing:
         raise EmulationError(f"{folder}: no emitted model ({', '.join(missing)} missing): run python -m pipeline.build"
                              + (f" --out {model_dir}" if model_dir else ""))
