@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="largest float-vs-int8 error allowed inside the calibrated range, in output quantization steps "
                         "(default 4 + 12 per hidden layer: 4 for one neuron, 28 for --hidden 16,16; the worst measured "
                         "for each depth, with margin). A classifier is judged by its decisions (the device's top class "
-                        "is the float model's on 99%% of the data and hold-out rows, hold-out accuracy at most 1 point "
+                        "is the float model's on 99%% of the data and hold-out rows (2 rows may differ), hold-out accuracy at most 1 point "
                         "lower); given this, by its probabilities in steps of 1/256 instead")
     p.add_argument("--out", type=Path, default=MODEL_DIR, help="folder for the firmware model sources (default firmware/model)")
     p.add_argument("--report-dir", type=Path, default=ROOT / "build" / "report",

@@ -50,5 +50,6 @@ def test_a_classifier_that_decides_otherwise_on_its_data_is_refused(tmp_path, ca
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("error: the device decides as the float model on ")
     assert f"of the data rows (" in line and f"the first {tmp_path}/rows.csv:" in line
-    assert line.endswith("a classifier needs 99% (or --tolerance-lsb STEPS to judge its probabilities instead)")
+    assert line.endswith("a classifier needs 99%, or 2 rows differing at most (or --tolerance-lsb STEPS to judge its "
+                         "probabilities instead)")
     assert not (tmp_path / "m").exists()

@@ -267,6 +267,9 @@ DECISION_AGREEMENT = 0.99
 float model's on at least this share of the data rows and of the hold-out rows ..."""
 ACCURACY_DROP = 0.01
 """... and its hold-out accuracy is at most this much below the float model's."""
+DECISION_SLACK_ROWS = 2
+"""Rows that may differ however few rows there are: a row within a rounding step of the boundary
+between two classes may fall either way, and in a hold-out of 60 rows one such row is 1.7%."""
 DECISION_DATA_ROWS = 20_000
 """Data rows the decisions are compared on: all, or an evenly spread sample of a larger set."""
 
@@ -285,25 +288,27 @@ def decision_gate(predict: Callable[[np.ndarray], np.ndarray], tflite: bytes, tf
     differ = np.flatnonzero(top(predict(x)) != top(device))
     figures: dict[str, Any] = {"data_rows": int(len(rows)), "data_agreement": 1 - len(differ) / max(len(rows), 1),
                                "gate_agreement": DECISION_AGREEMENT, "gate_accuracy_drop": ACCURACY_DROP}
-    if len(differ) > (1 - DECISION_AGREEMENT) * len(rows):
+    if len(differ) > max((1 - DECISION_AGREEMENT) * len(rows), DECISION_SLACK_ROWS):
         first = data.where(int(rows[differ[0]]))
         raise CheckError(f"the device decides as the float model on {100 * figures['data_agreement']:.2f}% of the data "
                          f"rows ({len(differ)} of {len(rows)} differ, the first {first}); a classifier needs "
-                         f"{100 * DECISION_AGREEMENT:g}% (or --tolerance-lsb STEPS to judge its probabilities instead)")
+                         f"{100 * DECISION_AGREEMENT:g}%, or {DECISION_SLACK_ROWS} rows differing at most (or "
+                         "--tolerance-lsb STEPS to judge its probabilities instead)")
     if classified is not None and classified.rows:
         agree = 1 - len(classified.disagreements()) / classified.rows
         drop = classified.accuracy(classified.float_top) - classified.accuracy(classified.device_top)
         figures.update(holdout_rows=classified.rows, holdout_agreement=agree, accuracy_drop=drop)
-        if agree < DECISION_AGREEMENT:
+        if len(classified.disagreements()) > max((1 - DECISION_AGREEMENT) * classified.rows, DECISION_SLACK_ROWS):
             first = classified.where(classified.disagreements()[:1])[0]
             raise CheckError(f"the device decides as the float model on {100 * agree:.2f}% of the hold-out rows "
                              f"({len(classified.disagreements())} of {classified.rows} differ, the first at line "
-                             f"{first}); a classifier needs {100 * DECISION_AGREEMENT:g}% (or --tolerance-lsb STEPS)")
-        if drop > ACCURACY_DROP:
+                             f"{first}); a classifier needs {100 * DECISION_AGREEMENT:g}%, or {DECISION_SLACK_ROWS} rows differing at "
+                             "most (or --tolerance-lsb STEPS)")
+        if drop > max(ACCURACY_DROP, DECISION_SLACK_ROWS / classified.rows) + 1e-12:
             raise CheckError(f"the device's hold-out accuracy is {100 * drop:.1f} points below the float model's "
                              f"({100 * classified.accuracy(classified.device_top):.1f}% against "
                              f"{100 * classified.accuracy(classified.float_top):.1f}%); a classifier may lose at most "
-                             f"{100 * ACCURACY_DROP:g} (or --tolerance-lsb STEPS)")
+                             f"{100 * ACCURACY_DROP:g}, or {DECISION_SLACK_ROWS} rows' worth (or --tolerance-lsb STEPS)")
     return figures
 
 
@@ -312,8 +317,9 @@ def decision_line(figures: dict[str, Any]) -> str:
     held = (f" and {100 * figures['holdout_agreement']:.2f}% of {figures['holdout_rows']} hold-out rows (accuracy "
             f"{100 * figures['accuracy_drop']:.1f} points below float)" if "holdout_rows" in figures else "")
     return (f"decisions: the device's top class is the float model's on {100 * figures['data_agreement']:.2f}% of "
-            f"{figures['data_rows']} data rows{held}; the gate: {100 * DECISION_AGREEMENT:g}% and at most "
-            f"{100 * ACCURACY_DROP:g} point (probability steps are reported, not gated, without --tolerance-lsb)")
+            f"{figures['data_rows']} data rows{held}; the gate: {100 * DECISION_AGREEMENT:g}% (or {DECISION_SLACK_ROWS} rows "
+            f"differing) and at most {100 * ACCURACY_DROP:g} point (probability steps are reported, not gated, without "
+            "--tolerance-lsb)")
 
 
 def classify_tolerance_lsb(hidden: Sequence[int]) -> float:
