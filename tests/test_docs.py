@@ -67,3 +67,28 @@ def test_qemu_doc_neuron_aot_row_is_measured() -> None:
     aot = footprint.measure()["aot"]
     assert cells == [aot["flash_bytes"], aot["ram_bytes"], aot["stack_bytes"], aot["instructions_per_inference"],
                      aot["instructions_per_bench_iteration"]]
+
+
+def test_every_link_of_the_readme_and_docs_leads_somewhere():
+    """Relative links name a file of the repository, and an anchor of it that exists (GitHub's rule:
+    the heading lowercased, punctuation dropped, spaces as hyphens); each docs page is linked from
+    the README."""
+    import re
+
+    def anchors(page: Path) -> set[str]:
+        return {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+                for line in page.read_text().splitlines() if line.startswith("#")}
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)]+)\)", page.read_text()):
+            path, _, anchor = target.partition("#")
+            if target.startswith("http"):
+                continue
+            dest = page.parent / path if path else page
+            if not dest.exists() or (anchor and dest.suffix == ".md" and anchor not in anchors(dest)):
+                broken.append(f"{page.name}: {target}")
+    assert broken == []
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"(docs/{page.name})" in readme for page in pages[1:])
