@@ -298,10 +298,11 @@ ENGINES = {
 # ---- measurements ---------------------------------------------------------------------------
 
 
-def _model(model_dir: Path) -> deployed.DeployedModel:
+def _model(model_dir: Path, tflm: bool = False) -> deployed.DeployedModel:
     """The model the images are built from, as its model.json describes it. A folder without one
-    (or with a malformed one) is bad input, exit 2, as it is to predict and verify."""
-    emulate.emitted_model(model_dir)
+    (or with a malformed one) is bad input, exit 2, as it is to predict and verify; tflm: the TFLM
+    engine will be measured, so its flatbuffer source is needed too."""
+    emulate.emitted_model(model_dir, tflm)
     return deployed.load(model_dir)
 
 
@@ -614,7 +615,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     model_dirs = args.model_dir or [qemu.DEFAULT_MODEL_DIR]
     for model_dir in model_dirs:
-        _model(Path(model_dir))  # every folder readable before minutes of measuring
+        _model(Path(model_dir), _tree(args.tflm_root) is not None and args.engine != "aot")  # before minutes of measuring
     if args.tflm_root is not None and not args.tflm_root.is_dir():
         raise NoEngineError(f"--tflm-root {args.tflm_root}: not a directory")
     reports = []
