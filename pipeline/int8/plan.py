@@ -4,7 +4,8 @@ The model's input is the caller's buffer (read only) and its output the caller's
 tensor gets bytes in one arena, and tensors alive at different times share them. A tensor lives from
 the op that writes it to the last op that reads it. RESHAPE and its kin (units with ALIAS) give their
 output their input's bytes; an op that may overwrite its input (units with IN_PLACE: LOGISTIC, TANH,
-SOFTMAX) writes over it when no later op reads it. Placement is greedy, largest first, each at the
+SOFTMAX; or whose in_place(layer) says so: a stride-1 depthwise or 1x1 convolution) writes over it
+when no later op reads it. Placement is greedy, largest first, each at the
 lowest offset (a multiple of ALIGN) free for its whole life, as TFLM's GreedyMemoryPlanner places
 its arena; the peak is the arena's size.
 """
@@ -83,7 +84,8 @@ def plan(steps: Sequence, sizes: dict[int, int], model_input: int, model_output:
         return [k for k, s in enumerate(steps) if any(groups.find(i) == root for i in s.inputs)]
 
     for k, step in enumerate(steps):
-        if not getattr(step.unit, "IN_PLACE", False):
+        in_place = getattr(step.unit, "in_place", None)  # a unit that writes over its input for some layers
+        if not (getattr(step.unit, "IN_PLACE", False) or (in_place is not None and in_place(step.layer))):
             continue
         source = step.inputs[0]
         if (special(source) is None and special(step.output) is None and max(readers(source)) == k
@@ -106,6 +108,13 @@ def plan(steps: Sequence, sizes: dict[int, int], model_input: int, model_output:
         first = min(written) if written else 0
         spans[root] = (first, max(read + [first]), max(sizes[t] for t in tensors))
 
+    for k, step in enumerate(steps):  # a kernel's scratch: arena bytes alive during its own step only
+        need = getattr(step.unit, "scratch_bytes", None)
+        size = need(step.layer) if need is not None else 0
+        if size > 0:
+            spans[scratch_key(k)] = (k, k, size)
+            members[scratch_key(k)] = [scratch_key(k)]
+
     offsets = _place(spans)
     for root, tensors in members.items():
         if root in offsets:
@@ -120,6 +129,16 @@ def plan(steps: Sequence, sizes: dict[int, int], model_input: int, model_output:
             peak_step, live = k, total
             peak = tuple(sorted(t for r in alive for t in members[r]))
     return Plan(places, _aligned(arena), aliases, peak_step, peak, live)
+
+
+def scratch_key(step: int) -> int:
+    """The plan's key of a step's scratch bytes (a kernel's working buffer, e.g. CONV_2D's im2col):
+    negative, so no tensor index."""
+    return -(step + 1)
+
+
+def _name(names: dict[int, str], t: int) -> str:
+    return f"op {-t - 1}'s scratch" if t < 0 else names.get(t, str(t))
 
 
 def _aligned(n: int) -> int:
@@ -158,7 +177,7 @@ def board_refusal(layout: Plan, steps: Sequence, names: dict[int, str], inputs: 
         return None
     where = f"the model's input ({inputs} B), output ({outputs} B) and the protocol core ({APP_CORE_BYTES} B)"
     if layout.peak_tensors:
-        live = ", ".join(f"'{names.get(t, t)}'" for t in layout.peak_tensors[:6]) + (
+        live = ", ".join(f"'{_name(names, t)}'" for t in layout.peak_tensors[:6]) + (
             f" and {len(layout.peak_tensors) - 6} more" if len(layout.peak_tensors) > 6 else "")
         op = steps[layout.peak_step].op
         where = (f"the AOT engine's tensors need a {layout.arena_bytes} B arena ({layout.live_bytes} B alive at once "
@@ -173,4 +192,4 @@ def summary(layout: Plan, steps: Sequence, names: dict[int, str]) -> dict[str, o
     peak_op = steps[layout.peak_step].op if layout.peak_step >= 0 else None
     return {"arena_bytes": layout.arena_bytes, "peak_live_bytes": layout.live_bytes,
             "peak_op": f"op {peak_op.index} {peak_op.op}" if peak_op is not None else None,
-            "peak_tensors": [names.get(t, str(t)) for t in layout.peak_tensors]}
+            "peak_tensors": [_name(names, t) for t in layout.peak_tensors]}

@@ -25,6 +25,29 @@
 #define AOT_INLINE static inline __attribute__((always_inline))
 #define AOT_UNUSED __attribute__((unused))
 
+/* Four bytes as one word: one LDR on the M4, which loads unaligned words (the convolutions' rows of
+ * int8 weights start anywhere). */
+AOT_INLINE AOT_UNUSED int32_t aot_word(const int8_t *p) {
+  uint32_t q;
+  memcpy(&q, p, sizeof q);
+  return (int32_t)q;
+}
+
+#if AOT_SIMD
+/* Bytes 1 and 3 of q as two int16: SXTB16 with its rotation by 8 (one instruction on the M4). */
+#if defined(__ARM_FEATURE_DSP)
+AOT_INLINE AOT_UNUSED int32_t aot_sxtb16_ror8(int32_t q) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(q));
+  return r;
+}
+#else
+AOT_INLINE AOT_UNUSED int32_t aot_sxtb16_ror8(int32_t q) {
+  return __sxtb16((int32_t)(((uint32_t)q >> 8) | ((uint32_t)q << 24)));
+}
+#endif
+#endif
+
 /* TFLM's MultiplyByQuantizedMultiplier(acc, multiplier, shift) + offset, for a multiplier in [0, 2^31):
  * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc * 2^left, multiplier), right), both
  * roundings in one 64-bit sum. Why that is exact:
@@ -64,6 +87,39 @@ AOT_INLINE AOT_UNUSED int32_t requantize_offset(int32_t acc, int32_t multiplier,
   return fold ? y : (int32_t)((uint32_t)y + (uint32_t)offset);
 }
 
+/* requantize_offset's value, for the convolutions' per-channel shifts that are no constant of the
+ * code: for a right shift r = -shift >= 1, floor(z / 2^(31 + r)) is floor(floor(z / 2^32) / 2^(r - 1))
+ * (floors of floors), and floor(z / 2^32) is the high word SMLAL leaves (|z| < 2^62, so it fits an
+ * int32): a shift of one word by r - 1 instead of a 64-bit shift by a variable amount. */
+AOT_INLINE AOT_UNUSED int32_t requantize_offset_hi(int32_t acc, int32_t multiplier, int shift, int32_t offset) {
+  if (shift >= 0) return requantize_offset(acc, multiplier, shift, offset);
+  const int fold = -shift <= 23;
+  uint32_t sign = (uint32_t)acc & 0x80000000u, low;
+  int32_t high;
+  if (shift == -1) {
+    low = 0xC0000000u ^ sign;
+    high = offset;
+  } else {
+    low = 0x40000000u | sign;
+    high = (int32_t)(((uint32_t)1 << (-shift - 2)) + (fold ? (uint32_t)offset << (-shift - 1) : 0u)) + (acc >> 31);
+  }
+  int64_t z = (int64_t)acc * multiplier + (int64_t)(((uint64_t)(uint32_t)high << 32) | low);
+  int32_t y = (int32_t)(uint32_t)((uint64_t)z >> 32) >> (-shift - 1);
+  return fold ? y : (int32_t)((uint32_t)y + (uint32_t)offset);
+}
+
+/* requantize_offset for a right shift r = -shift in [2, 23] (a convolution's usual), with its
+ * rounding constant's high word precomputed at build time: high = 2^(r - 2) + offset * 2^(r - 1)
+ * (pipeline/int8/ops/conv_2d.py's quick_requantization), right = r - 1. The nudge is then its two
+ * words, the sign of acc entering as in requantize_offset, and the quotient the high word of one
+ * SMLAL shifted by r - 1 (see requantize_offset_hi): eight instructions with the loads. */
+AOT_INLINE AOT_UNUSED int32_t requantize_quick(int32_t acc, int32_t multiplier, int32_t high, int right) {
+  const uint32_t low = 0x40000000u | ((uint32_t)acc & 0x80000000u);
+  const uint32_t top = (uint32_t)high + (uint32_t)(acc >> 31);
+  const int64_t z = (int64_t)acc * multiplier + (int64_t)(((uint64_t)top << 32) | low);
+  return (int32_t)(uint32_t)((uint64_t)z >> 32) >> right;
+}
+
 /* The output code, clamped to the activation's range. */
 AOT_INLINE AOT_UNUSED int8_t output_code(int32_t v, int32_t lo, int32_t hi) {
 #if defined(__ARM_FEATURE_SAT) && AOT_SIMD
@@ -74,6 +130,26 @@ AOT_INLINE AOT_UNUSED int8_t output_code(int32_t v, int32_t lo, int32_t hi) {
   v = v < lo ? lo : v > hi ? hi : v;
 #endif
   return (int8_t)v;
+}
+
+/* A convolution's per-channel records (pipeline/int8/ops/conv_2d.py's channel_records), four words a
+ * channel: the bias with the input offset folded in, the multiplier, and with quick requantize_quick's
+ * high word and right shift, else the shift and 0. One pointer walks them (the kernels' registers are
+ * few); the layer's fields are held in locals, as the int8 stores of the outputs may alias any byte,
+ * so fields read through the layer's pointer would be read again after every store. */
+struct aot_channels {
+  const int32_t *records;
+  int quick;
+  int32_t offset, lo, hi;
+};
+
+/* Channel c's output code for the sum acc, clamped to the activation's range (output_code: the
+ * kernels are inlined, so its bounds are constants and only a ReLU's lower bound costs a compare). */
+AOT_INLINE AOT_UNUSED int8_t aot_channel_out(struct aot_channels q, int c, int32_t acc) {
+  const int32_t *r = q.records + 4 * c;
+  const int32_t v = q.quick ? requantize_quick(acc, r[1], r[2], (int)r[3])
+                            : requantize_offset_hi(acc, r[1], (int)r[2], q.offset);
+  return output_code(v, q.lo, q.hi);
 }
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b * 2) >> 32, rounded to nearest. */

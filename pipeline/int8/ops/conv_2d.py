@@ -130,6 +130,115 @@ def geometry(rows: shapes.Window, cols: shapes.Window) -> dict[str, int]:
             "dilation_h": rows.dilation, "dilation_w": cols.dilation, "pad_h": rows.pad, "pad_w": cols.pad}
 
 
+def folded_bias(bias: np.ndarray, input_offset: int, weight_sums: np.ndarray) -> np.ndarray:
+    """bias + input_offset * each filter's weight sum, wrapped to int32 as the kernel's int32 sum is: the
+    DSP paths then sum raw input codes, the padding's taps filled with the zero point (adding
+    (zero point + offset) * w = 0 to the folded sum, as TFLM's skipped taps add nothing)."""
+    folded = bias.astype(np.int64) + np.int64(input_offset) * weight_sums.astype(np.int64)
+    return (((folded + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
+
+
+def quick_requantization(shifts: np.ndarray, output_offset: int) -> np.ndarray | None:
+    """Per channel, the high word of requantize_quick's rounding constant (aot/common.h),
+    2^(r - 2) + output_offset * 2^(r - 1) for the right shift r = -shift, when every channel's r is
+    in [2, 23]; None otherwise (the kernels then take requantize_offset_hi)."""
+    right = -np.asarray(shifts, dtype=np.int64)
+    if right.size == 0 or right.min() < 2 or right.max() > 23:
+        return None
+    high = (np.int64(1) << (right - 2)) + np.int64(output_offset) * (np.int64(1) << (right - 1))
+    return (((high + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
+
+
+def channel_records(name: str, bias: np.ndarray, input_offset: int, weight_sums: np.ndarray,
+                    multipliers: np.ndarray, shifts: np.ndarray, output_offset: int) -> tuple[str, dict[str, object]]:
+    """The DSP paths' per-channel records, four int32 a channel (aot/common.h's aot_channels): the
+    folded bias, the multiplier, then requantize_quick's high word and right shift when every
+    channel's right shift is in [2, 23] (quick), else the shift and 0; the table and struct fields."""
+    high = quick_requantization(shifts, output_offset)
+    shifts = np.asarray(shifts, dtype=np.int64)
+    third = high.astype(np.int64) if high is not None else shifts
+    fourth = -shifts - 1 if high is not None else np.zeros_like(shifts)
+    records = np.stack([folded_bias(bias, input_offset, weight_sums).astype(np.int64),
+                        np.asarray(multipliers, dtype=np.int64), third, fourth], axis=1)
+    return (c.array("int32_t", f"{name}_c", records),
+            {"channels": f"{name}_c", "quick": int(high is not None)})
+
+
+def direct(layer: Conv2D) -> bool:
+    """A 1x1 filter without padding over a depth of a multiple of four: the DSP path reads each output
+    pixel's codes in place in the input (a matrix product), no im2col."""
+    return (layer.groups == 1 and layer.rows.filter == layer.cols.filter == 1 and layer.rows.pad == 0
+            and layer.cols.pad == 0 and layer.weights.shape[3] % 4 == 0)
+
+
+def paired_weights(weights: np.ndarray) -> np.ndarray:
+    """int8 [out, KH, KW, depth] -> int8 [out * n], n = K (KH x KW x depth) rounded up to four with
+    zeros: the filters in pairs (0 and 1, 2 and 3, ...), each pair's rows interleaved a word (four
+    codes) at a time, so aot/conv_2d.h's DSP path reads both rows of a pair through one pointer; an
+    odd last filter is its row alone. The same bytes as the flatbuffer's, but for the rounding."""
+    out = weights.shape[0]
+    rows = weights.reshape(out, -1)
+    n = (rows.shape[1] + 3) // 4 * 4
+    padded = np.zeros((out, n), dtype=np.int8)
+    padded[:, :rows.shape[1]] = rows
+    pairs = out // 2 * 2
+    woven = padded[:pairs].reshape(pairs // 2, 2, n // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    return np.concatenate([woven, padded[pairs:].reshape(-1)])
+
+
+WIDE_PIXELS = 16
+"""A layer whose output has at least this many pixels may get its weights as int16 pairs (wide):
+each weight is then widened once at build time instead of once per pixel pair, four instructions
+fewer per 16 MACs (aot/conv_2d.h), one more byte of flash per weight. Below, the time saved per
+byte is too little (a large filter bank on a small image: the last layers of a MobileNet)."""
+WIDE_WEIGHTS = 32 * 1024
+"""...and at most this many weights: the largest filter banks stay int8, so that a model's flash
+stays within TFLM's (its flatbuffer holds the weights as int8; ResNet-8's last stage would
+otherwise add 55 KB)."""
+
+
+def wide(layer: Conv2D) -> bool:
+    """Whether the emitted weights are int16 pairs (see WIDE_PIXELS, WIDE_WEIGHTS); grouped layers
+    keep int8."""
+    return (layer.groups == 1 and layer.rows.out * layer.cols.out >= WIDE_PIXELS
+            and layer.weights.size <= WIDE_WEIGHTS)
+
+
+def wide_weights(weights: np.ndarray) -> np.ndarray:
+    """int8 [out, KH, KW, depth] -> int32 words: each filter's K codes rounded up to four with zeros,
+    as int16 pairs in the order SXTB16 widens a word of codes (codes 4g and 4g + 2 in word 2g, 4g + 1
+    and 4g + 3 in word 2g + 1: fully_connected.packed_weights), the two filters of each pair
+    interleaved two words (one group) at a time; an odd last filter alone."""
+    from pipeline.int8.ops import fully_connected
+    out = weights.shape[0]
+    rows = weights.reshape(out, -1)
+    n = (rows.shape[1] + 3) // 4 * 4
+    padded = np.zeros((out, n), dtype=np.int8)
+    padded[:, :rows.shape[1]] = rows
+    words = fully_connected.packed_weights(padded)  # [out, n / 2]
+    pairs = out // 2 * 2
+    woven = words[:pairs].reshape(pairs // 2, 2, n // 4, 2).transpose(0, 2, 1, 3).reshape(-1)
+    return np.concatenate([woven, words[pairs:].reshape(-1)]).astype(np.int32)
+
+
+def in_place(layer: Conv2D) -> bool:
+    """Whether the kernels can write the output over the input (the plan does so where no later op
+    reads the input): a 1x1 filter, stride 1, no padding, as many output as input channels; each
+    pixel's (or pair's) codes are copied to the scratch before its outputs are written."""
+    return (layer.groups == 1 and layer.rows.filter == layer.cols.filter == 1 and layer.rows.stride == 1
+            and layer.cols.stride == 1 and layer.rows.pad == 0 and layer.cols.pad == 0
+            and layer.weights.shape[0] == layer.weights.shape[3])
+
+
+def scratch_bytes(layer: Conv2D) -> int:
+    """The arena bytes aot/conv_2d.h's DSP path gathers two pixels' receptive fields into: twice the
+    filter's size rounded up to four; none for a direct or a grouped convolution (the portable path),
+    unless it may run in place (then the copies of its pixels)."""
+    if not in_place(layer) and (layer.groups != 1 or direct(layer)):
+        return 0
+    return 2 * ((layer.weights[0].size + 3) // 4 * 4)
+
+
 def c_table(layer: Conv2D, name: str, inputs: list[Tensor], output: Tensor) -> str:
     _, height, width, depth = inputs[0].shape
     _, out_height, out_width, channels = output.shape
@@ -137,9 +246,18 @@ def c_table(layer: Conv2D, name: str, inputs: list[Tensor], output: Tensor) -> s
               "out_c": channels, **geometry(layer.rows, layer.cols), "groups": layer.groups, "weights": f"{name}_w",
               "bias": f"{name}_b", "multipliers": f"{name}_m", "shifts": f"{name}_s",
               "input_offset": layer.input_offset, "output_offset": layer.output_offset, "act_min": layer.act_min,
-              "act_max": layer.act_max}
-    return (c.array("int8_t", f"{name}_w", layer.weights)
-            + requantization_tables(name, layer.bias, layer.multipliers, layer.shifts)
+              "act_max": layer.act_max, "direct": int(direct(layer)), "in_place": int(in_place(layer))}
+    sums = layer.weights.astype(np.int64).reshape(channels, -1).sum(axis=1)
+    records, more = channel_records(name, layer.bias, layer.input_offset, sums, layer.multipliers, layer.shifts,
+                                    layer.output_offset)
+    fields.update(more)
+    if wide(layer):
+        fields.update(weights=0, wide=f"{name}_v")
+        table = c.array("int32_t", f"{name}_v", wide_weights(layer.weights))
+    else:
+        fields.update(wide=0)
+        table = c.array("int8_t", f"{name}_w", paired_weights(layer.weights))
+    return (table + records + requantization_tables(name, layer.bias, layer.multipliers, layer.shifts)
             + c.struct(KERNEL, name, fields, f"CONV_2D {height}x{width}x{depth} -> {out_height}x{out_width}x{channels}, "
                        f"{layer.rows.filter}x{layer.cols.filter} filters, {'per-channel' if layer.per_channel else 'per-tensor'} "
                        "weights"))

@@ -74,6 +74,44 @@ def apply(layer: DepthwiseConv2D, x: np.ndarray) -> np.ndarray:
                                  layer.act_min, layer.act_max)
 
 
+MAX_FAST_TAPS = 25
+"""AOT_DEPTHWISE_TAPS of aot/depthwise_conv_2d.h: the DSP path's most filter taps."""
+
+
+def fast(layer: DepthwiseConv2D) -> bool:
+    """Whether aot/depthwise_conv_2d.h's DSP path takes the layer: a multiplier of 1, at most 25 taps."""
+    return layer.weights.shape[3] == 1 and layer.weights.shape[0] * layer.weights.shape[1] <= MAX_FAST_TAPS
+
+
+def quad_weights(layer: DepthwiseConv2D) -> np.ndarray:
+    """int8 [KH, KW, C, M] -> the emitted order: the flatbuffer's ([tap][output channel]), or for the
+    DSP path's layers (fast) the channels in fours, each four's taps in a row (four codes a tap), then
+    the last C mod 4 channels as [tap][channel]: aot/depthwise_conv_2d.h reads one word a tap."""
+    taps = layer.weights.shape[0] * layer.weights.shape[1]
+    flat = layer.weights.reshape(taps, -1)
+    if not fast(layer):
+        return flat.reshape(-1)
+    quads = flat.shape[1] // 4 * 4
+    head = flat[:, :quads].reshape(taps, quads // 4, 4).transpose(1, 0, 2).reshape(-1)
+    return np.concatenate([head, flat[:, quads:].reshape(-1)])
+
+
+def in_place(layer: DepthwiseConv2D) -> bool:
+    """Whether the kernels can write the output over the input (the plan does so where no later op
+    reads the input, and only where the output is as large): a multiplier of 1 and stride 1; each
+    input row is copied to a ring of pad + 1 rows in the scratch before its outputs overwrite it."""
+    return layer.weights.shape[3] == 1 and layer.rows.stride == 1 and layer.cols.stride == 1
+
+
+def scratch_bytes(layer: DepthwiseConv2D) -> int:
+    """The arena bytes of the DSP path's padding pixel (every channel the input zero point), rounded
+    to a word (it reads four channels a word), and for a layer that may run in place its ring of
+    pad + 1 input rows; none for the portable path out of place."""
+    depth = layer.weights.shape[2]
+    ring = (layer.rows.pad + 1) * layer.cols.size * depth if in_place(layer) else 0
+    return ((depth + 3) // 4 * 4 + ring) if fast(layer) or ring else 0
+
+
 def c_table(layer: DepthwiseConv2D, name: str, inputs: list[Tensor], output: Tensor) -> str:
     _, height, width, depth = inputs[0].shape
     _, out_height, out_width, channels = output.shape
@@ -81,8 +119,12 @@ def c_table(layer: DepthwiseConv2D, name: str, inputs: list[Tensor], output: Ten
               "out_c": channels, **conv_2d.geometry(layer.rows, layer.cols), "weights": f"{name}_w",
               "bias": f"{name}_b", "multipliers": f"{name}_m", "shifts": f"{name}_s",
               "input_offset": layer.input_offset, "output_offset": layer.output_offset, "act_min": layer.act_min,
-              "act_max": layer.act_max}
-    return (c.array("int8_t", f"{name}_w", layer.weights)  # [KH][KW][channel c][m]: output channel c * M + m
+              "act_max": layer.act_max, "fast": int(fast(layer)), "in_place": int(in_place(layer))}
+    sums = layer.weights.astype(np.int64).sum(axis=(0, 1)).reshape(channels)  # per output channel c * M + m
+    records, more = conv_2d.channel_records(name, layer.bias, layer.input_offset, sums, layer.multipliers,
+                                            layer.shifts, layer.output_offset)
+    fields.update(more)
+    return (c.array("int8_t", f"{name}_w", quad_weights(layer)) + records  # output channel c * M + m, see quad_weights
             + conv_2d.requantization_tables(name, layer.bias, layer.multipliers, layer.shifts)
             + c.struct(KERNEL, name, fields, f"DEPTHWISE_CONV_2D {height}x{width}x{depth} -> "
                        f"{out_height}x{out_width}x{channels}, {layer.rows.filter}x{layer.cols.filter} filters"))
