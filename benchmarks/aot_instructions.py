@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.footprint import measurement as footprint  # noqa: E402
+from table import count, show  # noqa: E402
 
 
 def _sine_csv(path: Path) -> None:
@@ -80,12 +81,6 @@ def build_model(name: str, work: Path) -> Path:
     return folder / "model"
 
 
-def _count(value: float | int | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,}" if float(value).is_integer() else f"{value:,.2f}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tflm-root", type=Path, default=os.environ.get("TFLM_ROOT") or None,
@@ -114,20 +109,12 @@ def main() -> int:
             else:
                 tflm, mark = footprint.TFLM_REFERENCE_INSTRUCTIONS.get(aot["model"]), "*"
             aot_instr = aot["instructions_per_inference"]
-            rows.append((MODELS[name][0], _count(macs), _count(aot_instr), f"{aot_instr / macs:.2f}",
-                         _count(tflm) + (mark if tflm is not None else ""),
-                         f"{tflm / aot_instr:.2f}x" if tflm else "-", _count(aot["flash_bytes"]),
-                         _count(aot["stack_bytes"])))
+            rows.append((MODELS[name][0], count(macs), count(aot_instr), f"{aot_instr / macs:.2f}",
+                         count(tflm) + (mark if tflm is not None else ""),
+                         f"{tflm / aot_instr:.2f}x" if tflm else "-", count(aot["flash_bytes"]),
+                         count(aot["stack_bytes"])))
             print(f"measured {name} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("| --- |" + " ---: |" * (len(header) - 1))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-    else:
-        widths = [max(len(line[i]) for line in (header, *rows)) for i in range(len(header))]
-        for line in (header, *rows):
-            print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))))
+    show(header, rows, args.markdown)
     if not args.tflm_root:
         print(f"* not measured here: {footprint.TFLM_REFERENCE_SOURCE} (give --tflm-root or TFLM_ROOT to measure)")
     return 0

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.footprint import measurement as footprint  # noqa: E402
+from table import count, show  # noqa: E402
 
 WORK = ROOT / "build" / "bench-conv"
 
@@ -111,10 +112,14 @@ MODELS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 def build_model(name: str, work: Path, rebuild: bool) -> Path:
     """The model saved with seeded weights, 64 seeded rows of inputs as its data, built for the AOT
-    engine; kept in `work` (a later run reuses it unless --rebuild)."""
+    engine; kept in `work` (a later run reuses it unless --rebuild, or its tables' layout is not the
+    engine's any more)."""
+    from pipeline.emit import aot
     folder = work / name
     model_dir = folder / "model"
-    if (model_dir / "model_aot.h").is_file() and not rebuild:
+    tables = model_dir / "model_aot.h"
+    current = tables.is_file() and f"#define MODEL_AOT_FORMAT {aot.FORMAT} " in tables.read_text()
+    if current and not rebuild:
         return model_dir
     import keras
     folder.mkdir(parents=True, exist_ok=True)
@@ -133,21 +138,17 @@ def build_model(name: str, work: Path, rebuild: bool) -> Path:
     return model_dir
 
 
-def _count(value: float | int | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,}" if float(value).is_integer() else f"{value:,.2f}"
-
-
 def row(label: str, model_dir: Path, results: dict[str, dict[str, Any]]) -> tuple[str, ...]:
     aot, tflm = results["aot"], results.get("tflm", {})
+    if "instructions_per_inference" not in aot:
+        raise SystemExit(f"{label}: the AOT engine was not measured: {aot.get('skipped', aot)}")
     macs = footprint.macs(model_dir)
     a = aot["instructions_per_inference"]
     t = tflm.get("instructions_per_inference")
     peak, arena = aot["arena_bytes"], tflm.get("arena_bytes")
-    return (label, _count(macs), _count(a), f"{a / macs:.2f}", _count(t), f"{t / macs:.2f}" if t else "-",
-            f"{t / a:.2f}x" if t else "-", _count(peak), _count(arena), f"{peak / arena:.2f}" if arena else "-",
-            _count(aot["flash_bytes"]), _count(tflm.get("flash_bytes")))
+    return (label, count(macs), count(a), f"{a / macs:.2f}", count(t), f"{t / macs:.2f}" if t else "-",
+            f"{t / a:.2f}x" if t else "-", count(peak), count(arena), f"{peak / arena:.2f}" if arena else "-",
+            count(aot["flash_bytes"]), count(tflm.get("flash_bytes")))
 
 
 HEADER = ("model", "MACs", "AOT instr", "AOT/MAC", "TFLM instr", "TFLM/MAC", "TFLM/AOT", "AOT peak B",
@@ -174,15 +175,7 @@ def main() -> int:
         results = footprint.measure(model_dir, args.tflm_root)
         rows.append(row(MODELS[name][0], model_dir, results))
         print(f"measured {name} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
-    if args.markdown:
-        print("| " + " | ".join(HEADER) + " |")
-        print("| --- |" + " ---: |" * (len(HEADER) - 1))
-        for line in rows:
-            print("| " + " | ".join(line) + " |")
-    else:
-        widths = [max(len(line[i]) for line in (HEADER, *rows)) for i in range(len(HEADER))]
-        for line in (HEADER, *rows):
-            print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))))
+    show(HEADER, rows, args.markdown)
     if not args.tflm_root:
         print("TFLM not measured: give --tflm-root or TFLM_ROOT")
     return 0

@@ -93,6 +93,19 @@ def elementwise(kind: str, seed: int, shape: Sequence[int], second: str = "same"
     return w.write(tensors, op_list, [0], [len(tensors) - 1])
 
 
+def wide_feature_map() -> bytes:
+    """A 3x3 convolution of a 64x64x4 image to 48 channels (192 KB of features), then global average
+    pooling: more alive at once than the Nano's RAM leaves the AOT engine, and a TFLM arena past it."""
+    rng = np.random.default_rng(1)
+    return w.write([w.tensor("image", (1, 64, 64, 4), 0.02, 0),
+                    w.tensor("conv/weights", (48, 3, 3, 4), 0.01, 0, rng.integers(-127, 128, (48, 3, 3, 4))),
+                    w.tensor("conv/bias", (48,), 0.0002, 0, rng.integers(-99, 99, 48), "INT32"),
+                    w.tensor("features", (1, 64, 64, 48), 0.05, -128),
+                    w.tensor("pooled", (1, 1, 1, 48), 0.05, -128)],
+                   [w.conv_2d(0, 1, 2, 3, "SAME", activation="RELU"), w.pool_2d("AVERAGE_POOL_2D", 3, 4, (64, 64))],
+                   [0], [4])
+
+
 def rows(model: bytes, count: int = 64, seed: int = 3) -> np.ndarray:
     """Random int8 rows of the model's input, with every code at its extremes in two of them."""
     width = math.prod(tflite_model.read(model).input.shape)

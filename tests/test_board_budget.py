@@ -48,14 +48,8 @@ def test_the_budget_is_the_mbed_cores():
 def test_a_tflm_arena_past_the_ram_is_a_warning(tmp_path, capsys):
     """A 3x3 convolution to 64x64x48: TFLM's arena (input, output and im2col) passes 192 KB: the build
     warns, naming by how much, and still writes the model (the AOT engine would refuse its plan)."""
-    rng = np.random.default_rng(1)
-    model = w.write([w.tensor("image", (1, 64, 64, 4), 0.02, 0),
-                     w.tensor("conv/weights", (48, 3, 3, 4), 0.01, 0, rng.integers(-127, 128, (48, 3, 3, 4))),
-                     w.tensor("conv/bias", (48,), 0.0002, 0, rng.integers(-99, 99, 48), "INT32"),
-                     w.tensor("features", (1, 64, 64, 48), 0.05, -128),
-                     w.tensor("pooled", (1, 1, 1, 48), 0.05, -128)],
-                    [w.conv_2d(0, 1, 2, 3, "SAME", activation="RELU"), w.pool_2d("AVERAGE_POOL_2D", 3, 4, (64, 64))],
-                    [0], [4])
+    import op_models
+    model = op_models.wide_feature_map()
     (tmp_path / "conv.tflite").write_bytes(model)
     assert build.main(["-q", "--no-footprint", "--tflite", str(tmp_path / "conv.tflite"), "--out", str(tmp_path / "m"),
                        "--report-dir", str(tmp_path / "r")]) == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -176,16 +176,8 @@ def test_footprint_of_a_conv_model(built):
 def test_a_plan_the_board_cannot_hold_is_refused_for_the_aot_engine(tmp_path, capsys):
     """A 3x3 convolution to 64x64x48 (192 KB alive at once, with its input beside it) cannot fit the
     Nano 33 BLE's RAM: --engine aot is refused in one line naming the tensors alive at the peak."""
-    import tflite_writer as w
-    rng = np.random.default_rng(1)
-    model = w.write([w.tensor("image", (1, 64, 64, 4), 0.02, 0),
-                     w.tensor("conv/weights", (48, 3, 3, 4), 0.01, 0, rng.integers(-127, 128, (48, 3, 3, 4))),
-                     w.tensor("conv/bias", (48,), 0.0002, 0, rng.integers(-99, 99, 48), "INT32"),
-                     w.tensor("features", (1, 64, 64, 48), 0.05, -128),
-                     w.tensor("pooled", (1, 1, 1, 48), 0.05, -128)],
-                    [w.conv_2d(0, 1, 2, 3, "SAME", activation="RELU"), w.pool_2d("AVERAGE_POOL_2D", 3, 4, (64, 64))],
-                    [0], [4])
-    (tmp_path / "big.tflite").write_bytes(model)
+    import op_models
+    (tmp_path / "big.tflite").write_bytes(op_models.wide_feature_map())
     args = ["--no-footprint", "--tflite", str(tmp_path / "big.tflite"), "--out", str(tmp_path / "m"),
             "--report-dir", str(tmp_path / "r")]
     assert build.main([*args, "--engine", "aot"]) == 2
@@ -213,28 +205,35 @@ def test_a_model_whose_input_and_output_pass_the_board_is_refused_without_an_are
     assert not (tmp_path / "m2").exists() and (tmp_path / "m0" / "model_aot.h").is_file()
 
 
+def image_exchange(tmp_path: Path, target: str, model: bytes, codes: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+    """Builds the model for the AOT engine, asks the target's emulation each row of codes (q) and the
+    first row as values; returns the codes it answered, the value answer and the deployed model."""
+    problem = toolchains.native_problem() if target == "native" else (qemu.toolchain_problem() or qemu.qemu_problem())
+    if problem:
+        pytest.skip(problem)
+    (tmp_path / "image.tflite").write_bytes(model)
+    assert build.main(["-q", "--no-footprint", "--engine", "aot", "--tflite", str(tmp_path / "image.tflite"),
+                       "--out", str(tmp_path / "model"), "--report-dir", str(tmp_path / "report")]) == 0
+    deployed_model = deployed.load(tmp_path / "model")
+    with emulated_device(target, model_dir=tmp_path / "model", timeout=120.0) as port, \
+            Device(port, timeout=120) as device:
+        got = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8)
+        answer = device.predict([float(v) for v in deployed_model.input_values(codes[0])])
+    return got, answer, deployed_model
+
+
 @pytest.mark.parametrize("target", ["native", "qemu"])
 def test_an_image_of_27648_values_streams_in(tmp_path, target):
     """A 96x96x3 image (the visual wake words input): each query of 27,648 codes or values is parsed as
     it arrives, and the device answers as the runtime does."""
     import tflite_writer as w
     from pipeline.int8 import oracle, sweep
-    problem = toolchains.native_problem() if target == "native" else (qemu.toolchain_problem() or qemu.qemu_problem())
-    if problem:
-        pytest.skip(problem)
     model = w.write([w.tensor("image", (1, 96, 96, 3), 0.0078125, -1),
                      w.tensor("means", (1, 1, 1, 3), 0.0078125, -1)],
                     [w.pool_2d("AVERAGE_POOL_2D", 0, 1, (96, 96))], [0], [1])
-    (tmp_path / "image.tflite").write_bytes(model)
-    assert build.main(["-q", "--no-footprint", "--engine", "aot", "--tflite", str(tmp_path / "image.tflite"),
-                       "--out", str(tmp_path / "model"), "--report-dir", str(tmp_path / "report")]) == 0
     codes = sweep.random_rows(5, 96 * 96 * 3, 0, 2 if target == "qemu" else 8)
     codes[0, : 96 * 48 * 3] = 127  # a bright top half: the means move off the middle
-    deployed_model = deployed.load(tmp_path / "model")
-    with emulated_device(target, model_dir=tmp_path / "model", timeout=120.0) as port, \
-            Device(port, timeout=120) as device:
-        got = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8)
-        answer = device.predict([float(v) for v in deployed_model.input_values(codes[0])])
+    got, answer, deployed_model = image_exchange(tmp_path, target, model, codes)
     want = oracle.tflm_outputs(model, codes)
     assert np.array_equal(got, want) and len(set(want[:, 0].tolist())) > 1
     assert np.allclose(answer.values, deployed_model.dequantize(want[0]), atol=1e-4)
@@ -246,21 +245,11 @@ def test_an_answer_of_27648_values_streams_out(tmp_path, target):
     is formatted as it is sent, a piece at a time, so its length needs no buffer on the device."""
     import tflite_writer as w
     from pipeline.int8 import oracle, sweep
-    problem = toolchains.native_problem() if target == "native" else (qemu.toolchain_problem() or qemu.qemu_problem())
-    if problem:
-        pytest.skip(problem)
     model = w.write([w.tensor("image", (1, 96, 96, 3), 0.0078125, -1),
                      w.tensor("doubled", (1, 96, 96, 3), 0.01, 3)],
                     [w.elementwise("ADD", 0, 0, 1)], [0], [1])
-    (tmp_path / "double.tflite").write_bytes(model)
-    assert build.main(["-q", "--no-footprint", "--engine", "aot", "--tflite", str(tmp_path / "double.tflite"),
-                       "--out", str(tmp_path / "model"), "--report-dir", str(tmp_path / "report")]) == 0
     codes = sweep.random_rows(9, 96 * 96 * 3, 0, 2)
-    deployed_model = deployed.load(tmp_path / "model")
-    with emulated_device(target, model_dir=tmp_path / "model", timeout=120.0) as port, \
-            Device(port, timeout=120) as device:
-        got = np.array(device.predict_codes_many(codes.tolist()), dtype=np.int8)
-        answer = device.predict([float(v) for v in deployed_model.input_values(codes[0])])
+    got, answer, deployed_model = image_exchange(tmp_path, target, model, codes)
     want = oracle.tflm_outputs(model, codes)
     assert want.shape == (2, 27648) and np.array_equal(got, want) and len(set(want[0].tolist())) > 100
     assert np.allclose(answer.values, deployed_model.dequantize(want[0]), atol=1e-4)
