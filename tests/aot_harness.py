@@ -49,3 +49,25 @@ def chain_header(layers: Sequence[Any]) -> str:
     steps = [Step(Operator(k, "RESHAPE" if isinstance(layer, reshape.Reshape) else fully_connected.NAMES[0], (k,),
                            (k + 1,), "NONE"), layer, (k,), k + 1) for k, layer in enumerate(layers)]
     return aot.emit(steps, tensors, 0, len(layers))
+
+
+def write_model_folder(folder: Path, header: str, ops: Sequence[str], inputs: int, outputs: int,
+                       input_zero_point: int, output_zero_point: int, per_channel: bool, name: str) -> Path:
+    """The emitted files a QEMU image builds from, for layers the build never saw: the chain's
+    model_aot.h, and a model_info.h and model.json describing it (scales 0.5 in, 0.25 out)."""
+    import hashlib
+    from pipeline.emit import sources
+    from pipeline.int8.description import ModelDescription
+    folder.mkdir(parents=True, exist_ok=True)
+    description = ModelDescription(
+        inputs=inputs, outputs=outputs, input_scale=0.5, input_zero_point=input_zero_point, output_scale=0.25,
+        output_zero_point=output_zero_point, input_range=(-64.0, 63.0), name=name,
+        sha256=hashlib.sha256(header.encode()).hexdigest(), ops=tuple(ops), per_channel=per_channel, arena=0,
+        arena_measured=0, tolerance_lsb=None)
+    files = {"model_aot.h": header, "model_info.h": sources.model_info_h(description),
+             "model.json": sources.model_json(description, {"codes": [], "float": []})}
+    for file, text in files.items():
+        path = folder / file
+        if not path.is_file() or path.read_text() != text:  # unchanged files keep the build incremental
+            path.write_text(text)
+    return folder

@@ -25,7 +25,7 @@ from pipeline.int8.ops.conv_2d import Conv2D
 from pipeline.int8.ops.depthwise_conv_2d import DepthwiseConv2D
 from pipeline.int8.reference import Step
 from pipeline.int8.tflite_model import Operator, Tensor
-from aot_harness import CC, HARNESS
+from aot_harness import CC, HARNESS, write_model_folder
 from test_aot_kernels import ACLE_ON_HOST, INT32_MAX, INT32_MIN, run_host
 
 
@@ -316,25 +316,10 @@ QEMU_CHAINS: dict[str, list[Any]] = {
 
 def qemu_model_dir(layers: Sequence[Any], folder: Path, name: str) -> Path:
     """The emitted files the QEMU image builds from, for layers the build never saw."""
-    import hashlib
-    from pipeline.emit import sources
-    from pipeline.int8.description import ModelDescription
-    folder.mkdir(parents=True, exist_ok=True)
-    header = chain_header(layers)
     inputs = layers[0].rows.size * layers[0].cols.size * depth_of(layers[0])
     outputs = layers[-1].rows.out * layers[-1].cols.out * channels_of(layers[-1])
-    description = ModelDescription(
-        inputs=inputs, outputs=outputs, input_scale=0.5, input_zero_point=-int(layers[0].input_offset),
-        output_scale=0.25, output_zero_point=int(layers[-1].output_offset), input_range=(-64.0, 63.0), name=name,
-        sha256=hashlib.sha256(header.encode()).hexdigest(), ops=tuple("CONV_2D" for _ in layers),
-        per_channel=True, arena=0, arena_measured=0, tolerance_lsb=None)
-    files = {"model_aot.h": header, "model_info.h": sources.model_info_h(description),
-             "model.json": sources.model_json(description, {"codes": [], "float": []})}
-    for file, text in files.items():
-        path = folder / file
-        if not path.is_file() or path.read_text() != text:  # unchanged files keep the build incremental
-            path.write_text(text)
-    return folder
+    return write_model_folder(folder, chain_header(layers), ["CONV_2D"] * len(layers), inputs, outputs,
+                              -int(layers[0].input_offset), int(layers[-1].output_offset), True, name)
 
 
 @pytest.mark.parametrize("chain", list(QEMU_CHAINS))

@@ -10,7 +10,6 @@ each), and for real on the Cortex-M4 under QEMU; the host builds use AddressSani
 """
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from pipeline.emit import aot
 from pipeline.int8 import reference
 from pipeline.int8.ops import fully_connected, reshape
 from pipeline.int8.ops.fully_connected import FullyConnected
-from aot_harness import CC, FIRMWARE, HARNESS, WARNINGS, chain_header
+from aot_harness import CC, FIRMWARE, HARNESS, WARNINGS, chain_header, write_model_folder
 
 ACLE_ON_HOST = r"""
 /* ACLE's SMLAD and SXTB16, as the Arm architecture defines them, for a host build of the M4 path. */
@@ -179,23 +178,10 @@ QEMU_SHAPES = {"1-16-16-1": (1, 16, 16, 1), "every-remainder": (5, 6, 7, 8, 3, 2
 
 def qemu_model_dir(layers: list[FullyConnected], folder: Path, name: str) -> Path:
     """The emitted files the QEMU image builds from, for layers the build never saw."""
-    from pipeline.emit import sources
-    from pipeline.int8.description import ModelDescription
-    folder.mkdir(parents=True, exist_ok=True)
-    header = chain_header(layers)
-    description = ModelDescription(
-        inputs=int(layers[0].weights.shape[1]), outputs=int(layers[-1].weights.shape[0]), input_scale=0.5,
-        input_zero_point=-int(layers[0].input_offset) if -128 <= -layers[0].input_offset <= 127 else 0,
-        output_scale=0.25, output_zero_point=int(layers[-1].output_offset), input_range=(-64.0, 63.0), name=name,
-        sha256=hashlib.sha256(header.encode()).hexdigest(), ops=("FULLY_CONNECTED",) * len(layers),
-        per_channel=any(layer.per_channel for layer in layers), arena=0, arena_measured=0, tolerance_lsb=None)
-    files = {"model_aot.h": header, "model_info.h": sources.model_info_h(description),
-             "model.json": sources.model_json(description, {"codes": [], "float": []})}
-    for file, text in files.items():
-        path = folder / file
-        if not path.is_file() or path.read_text() != text:  # unchanged files keep the build incremental
-            path.write_text(text)
-    return folder
+    return write_model_folder(folder, chain_header(layers), ("FULLY_CONNECTED",) * len(layers),
+                              int(layers[0].weights.shape[1]), int(layers[-1].weights.shape[0]),
+                              -int(layers[0].input_offset) if -128 <= -layers[0].input_offset <= 127 else 0,
+                              int(layers[-1].output_offset), any(layer.per_channel for layer in layers), name)
 
 
 @pytest.mark.parametrize("shape", list(QEMU_SHAPES))
