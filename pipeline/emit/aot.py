@@ -56,7 +56,9 @@ def emit(steps: Sequence[reference.Step], tensors: Sequence[Tensor], model_input
         unit, name = step.unit, f"model_aot_op{k}"
         if unit.KERNEL not in kernels:
             kernels.append(unit.KERNEL)
-        tables.append(unit.c_table(step.layer, name, [tensors[i] for i in step.inputs], tensors[step.output]) + "\n")
+        over = {"over_input": pointer(step.output) == pointer(step.inputs[0])} if hasattr(unit, "in_place") else {}
+        tables.append(unit.c_table(step.layer, name, [tensors[i] for i in step.inputs], tensors[step.output], **over)
+                      + "\n")
         reads = [pointer(i) for i in step.inputs]
         if hasattr(unit, "scratch_bytes"):  # the kernel's working bytes, planned in the arena (or none)
             reads.append(pointer(memory.scratch_key(k)) if memory.scratch_key(k) in layout.places else "0")

@@ -112,14 +112,16 @@ def scratch_bytes(layer: DepthwiseConv2D) -> int:
     return ((depth + 3) // 4 * 4 + ring) if fast(layer) or ring else 0
 
 
-def c_table(layer: DepthwiseConv2D, name: str, inputs: list[Tensor], output: Tensor) -> str:
+def c_table(layer: DepthwiseConv2D, name: str, inputs: list[Tensor], output: Tensor, over_input: bool = False) -> str:
+    """over_input: the plan put the output over the input (in_place(layer) allows it): only then may the
+    kernel take the in-place path, so a kernel whose output lies elsewhere has none to get wrong."""
     _, height, width, depth = inputs[0].shape
     _, out_height, out_width, channels = output.shape
     fields = {"in_h": height, "in_w": width, "in_c": depth, "out_h": out_height, "out_w": out_width,
               "out_c": channels, **conv_2d.geometry(layer.rows, layer.cols), "weights": f"{name}_w",
               "bias": f"{name}_b", "multipliers": f"{name}_m", "shifts": f"{name}_s",
               "input_offset": layer.input_offset, "output_offset": layer.output_offset, "act_min": layer.act_min,
-              "act_max": layer.act_max, "fast": int(fast(layer)), "in_place": int(in_place(layer))}
+              "act_max": layer.act_max, "fast": int(fast(layer)), "in_place": int(over_input and in_place(layer))}
     sums = layer.weights.astype(np.int64).sum(axis=(0, 1)).reshape(channels)  # per output channel c * M + m
     records, more = conv_2d.channel_records(name, layer.bias, layer.input_offset, sums, layer.multipliers,
                                             layer.shifts, layer.output_offset)
