@@ -156,15 +156,17 @@ def test_the_random_layers_reach_the_cases_they_are_for() -> None:
     assert (out == -128).any() and (out == 127).any()
 
 
-def test_packed_weights_order_and_folded_bias() -> None:
-    """Word 2g holds inputs 4g and 4g + 2, word 2g + 1 inputs 4g + 1 and 4g + 3 (low half first); a last
-    group of one input is one word; the input offset times the row's sum joins the bias, wrapped."""
-    weights = np.array([[1, 2, 3, 4, 5, -6]], dtype=np.int8)
-    words = fully_connected.packed_weights(weights)
-    assert [[int(w) & 0xFFFFFFFF for w in row] for row in words] == [[1 | 3 << 16, 2 | 4 << 16, 5, 0xFFFA]]
-    assert fully_connected.words_per_row(5) == 3 and fully_connected.words_per_row(6) == 4
-    assert fully_connected.words_per_row(8) == 4
-    assert fully_connected.packed_weights(np.ones((2, 5), dtype=np.int8)).shape == (2, 3)
+def test_weight_words_order_and_folded_bias() -> None:
+    """Code 4g + k of a row in byte k of word g, a row's last word padded with zero weights; rows in
+    fours, interleaved a word at a time, the rest after them; the input offset times the row's sum
+    joins the bias, wrapped."""
+    words = fully_connected.weight_words(np.array([[1, 2, 3, 4, 5, -6]], dtype=np.int8))
+    assert [int(w) & 0xFFFFFFFF for w in words] == [0x04030201, 0xFA05]
+    rows = np.arange(6 * 5).reshape(6, 5).astype(np.int8)  # row r, input i: 5r + i
+    words = [int(w) & 0xFFFFFFFF for w in fully_connected.weight_words(rows)]
+    word = lambda r, g: int.from_bytes(bytes([5 * r + i if i < 5 else 0 for i in range(4 * g, 4 * g + 4)]), "little")
+    assert words == [word(r, g) for g in (0, 1) for r in range(4)] + [word(r, g) for r in (4, 5) for g in (0, 1)]
+    assert fully_connected.groups(8) == 2 and fully_connected.groups(9) == 3
     layer = FullyConnected(np.array([[127, 127]], dtype=np.int8), np.array([INT32_MAX], dtype=np.int32), 128, 0,
                            (1 << 30,), (0,), -128, 127, False)
     assert fully_connected.folded_bias(layer).tolist() == [INT32_MIN + 128 * 254 - 1]
@@ -172,8 +174,10 @@ def test_packed_weights_order_and_folded_bias() -> None:
 
 # ---- the SMLAD path on the Cortex-M4 itself (QEMU) -------------------------------------------------
 
-QEMU_SHAPES = {"1-16-16-1": (1, 16, 16, 1), "every-remainder": (5, 6, 7, 8, 3, 2), "relu-13-9-4": (13, 9, 4)}
-"""At most about 25 inputs: a `q` line of codes stays within the protocol's 128 bytes."""
+QEMU_SHAPES = {"1-16-16-1": (1, 16, 16, 1), "every-remainder": (5, 6, 7, 8, 3, 2), "relu-13-9-4": (13, 9, 4),
+               "looped-22-12-5": (22, 12, 5)}
+"""At most about 25 inputs: a `q` line of codes stays within the protocol's 128 bytes. 22 inputs are
+five groups of four and two: the M4 kernel's loop (two groups a turn), its odd group and its tail."""
 
 
 def qemu_model_dir(layers: list[FullyConnected], folder: Path, name: str) -> Path:

@@ -7,7 +7,7 @@
 #include "model_info.h"
 #include "aot/fully_connected.h"
 
-#define MODEL_AOT_FORMAT 4 /* the tables' layout, as engine_aot.c reads it */
+#define MODEL_AOT_FORMAT 5 /* the tables' layout, as engine_aot.c reads it */
 #define MODEL_AOT_ARENA_BYTES 0 /* the tensors between the input and the output */
 
 static const int32_t model_aot_op0_w[1] = {
@@ -22,7 +22,7 @@ static const int32_t model_aot_op0_m[1] = {
 static const int8_t model_aot_op0_s[1] = {
   -6
 };
-/* FULLY_CONNECTED 1 -> 1: weights as int16 pairs (1 words a row), bias with the input offset 108 folded in, one multiplier and shift */
+/* FULLY_CONNECTED 1 -> 1: int8 weights, four a word (1 words a row, rows interleaved in fours), bias with the input offset 108 folded in, one multiplier and shift */
 static const struct aot_fully_connected model_aot_op0 = {
   .rows = 1,
   .inputs = 1,

@@ -206,16 +206,17 @@ def wide(layer: Conv2D) -> bool:
 
 def wide_weights(weights: np.ndarray) -> np.ndarray:
     """int8 [out, KH, KW, depth] -> int32 words: each filter's K codes rounded up to four with zeros,
-    as int16 pairs in the order SXTB16 widens a word of codes (codes 4g and 4g + 2 in word 2g, 4g + 1
-    and 4g + 3 in word 2g + 1: fully_connected.packed_weights), the two filters of each pair
-    interleaved two words (one group) at a time; an odd last filter alone."""
-    from pipeline.int8.ops import fully_connected
+    as int16 pairs in the order SXTB16 widens a word of codes (codes 4g and 4g + 2 in word 2g, low
+    half first; 4g + 1 and 4g + 3 in word 2g + 1), the two filters of each pair interleaved two
+    words (one group) at a time; an odd last filter alone."""
     out = weights.shape[0]
     rows = weights.reshape(out, -1)
     n = (rows.shape[1] + 3) // 4 * 4
-    padded = np.zeros((out, n), dtype=np.int8)
+    padded = np.zeros((out, n), dtype=np.int64)
     padded[:, :rows.shape[1]] = rows
-    words = fully_connected.packed_weights(padded)  # [out, n / 2]
+    fours = padded.reshape(out, -1, 4) & 0xFFFF
+    words = (fours[..., [0, 1]] | fours[..., [2, 3]] << 16).reshape(out, -1)  # [out, n / 2]
+    words = words.astype(np.uint32).view(np.int32)
     pairs = out // 2 * 2
     woven = words[:pairs].reshape(pairs // 2, 2, n // 4, 2).transpose(0, 2, 1, 3).reshape(-1)
     return np.concatenate([woven, words[pairs:].reshape(-1)]).astype(np.int32)

@@ -78,26 +78,29 @@ def apply(layer: FullyConnected, x: np.ndarray) -> np.ndarray:
     return out.reshape(len(x), -1)
 
 
-def words_per_row(inputs: int) -> int:
-    """32-bit words of a packed weight row: two per group of four inputs; a last group of two or three
-    inputs takes two words too, one of a single input one word (the engine reads only its low half)."""
-    tail = inputs % 4
-    return 2 * (inputs // 4) + (0 if tail == 0 else 1 if tail == 1 else 2)
+ROWS_A_PASS = 4
+"""Output rows the M4 kernel computes in one pass over the inputs: each input word is widened once
+for four rows, and eleven registers hold what the pass needs."""
 
 
-def packed_weights(weights: np.ndarray) -> np.ndarray:
-    """int8 [units, inputs] -> int32 [units, words_per_row]: the weights as int16 pairs, in the order
-    the Cortex-M4 widens four input bytes in one word (SXTB16 takes bytes 0 and 2, and after a
-    rotation by 8 bits bytes 1 and 3): inputs 4g and 4g + 2 in word 2g (low and high half), 4g + 1
-    and 4g + 3 in word 2g + 1. Past the last input the weights are 0 (see words_per_row)."""
+def groups(inputs: int) -> int:
+    """Words of a weight row: four codes a word, the last rounded up with zero weights."""
+    return (inputs + 3) // 4
+
+
+def weight_words(weights: np.ndarray) -> np.ndarray:
+    """int8 [units, inputs] -> int32 words, the weights kept int8 (as in the flatbuffer): code 4g + k of
+    a row in byte k of its word g. Rows go in fours, interleaved one word at a time (row 4q + r's word g
+    at (4q * groups + 4g + r)), so one pass over the inputs feeds four accumulators from consecutive
+    words; the last units % 4 rows follow, one after another."""
     units, inputs = weights.shape
-    padded = np.zeros((units, 4 * ((inputs + 3) // 4)), dtype=np.int64)
-    padded[:, :inputs] = weights
-    groups = padded.reshape(units, -1, 4)
-    low = groups[:, :, [0, 1]] & 0xFFFF
-    high = groups[:, :, [2, 3]] & 0xFFFF
-    words = (low | (high << 16)).reshape(units, -1)[:, :words_per_row(inputs)]
-    return (((words + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
+    padded = np.zeros((units, 4 * groups(inputs)), dtype=np.uint32)
+    padded[:, :inputs] = weights.view(np.uint8)
+    codes = padded.reshape(units, -1, 4)
+    words = codes[..., 0] | codes[..., 1] << 8 | codes[..., 2] << 16 | codes[..., 3] << 24
+    quads = units // ROWS_A_PASS * ROWS_A_PASS
+    woven = words[:quads].reshape(quads // ROWS_A_PASS, ROWS_A_PASS, words.shape[1]).transpose(0, 2, 1).reshape(-1)
+    return np.concatenate([woven, words[quads:].reshape(-1)]).astype(np.uint32).view(np.int32)
 
 
 def folded_bias(layer: FullyConnected) -> np.ndarray:
@@ -115,13 +118,13 @@ def per_channel_requantization(layer: FullyConnected) -> bool:
 
 
 def c_table(layer: FullyConnected, name: str, inputs: list[Tensor], output: Tensor) -> str:
-    """The weights as int16 pairs (aot/fully_connected.h says in which order), the bias with the input
-    offset folded in, one multiplier and shift when every output shares them (then constants in the code)."""
+    """The int8 weights four to a word (weight_words), the bias with the input offset folded in, one
+    multiplier and shift when every output shares them (then constants in the code)."""
     units, depth = layer.weights.shape
     if depth > MAX_INPUTS:
         raise ValueError(f"a FULLY_CONNECTED layer of {depth} inputs: the AOT tables stop at {MAX_INPUTS}")
     count = units if per_channel_requantization(layer) else 1
-    tables = [c.array("int32_t", f"{name}_w", packed_weights(layer.weights)),
+    tables = [c.array("int32_t", f"{name}_w", weight_words(layer.weights)),
               c.array("int32_t", f"{name}_b", folded_bias(layer)),
               c.array("int32_t", f"{name}_m", np.array(layer.multipliers[:count])),
               c.array("int8_t", f"{name}_s", np.array(layer.shifts[:count]))]
@@ -129,6 +132,7 @@ def c_table(layer: FullyConnected, name: str, inputs: list[Tensor], output: Tens
               "weights": f"{name}_w", "bias": f"{name}_b", "multipliers": f"{name}_m", "shifts": f"{name}_s",
               "per_channel": int(count > 1), "output_offset": layer.output_offset, "act_min": layer.act_min,
               "act_max": layer.act_max}
-    return "".join(tables) + c.struct(KERNEL, name, fields, f"FULLY_CONNECTED {depth} -> {units}: weights as int16 "
-                                      f"pairs ({words_per_row(depth)} words a row), bias with the input offset "
-                                      f"{layer.input_offset} folded in, {'a multiplier and shift per output' if count > 1 else 'one multiplier and shift'}")
+    return "".join(tables) + c.struct(KERNEL, name, fields, f"FULLY_CONNECTED {depth} -> {units}: int8 weights, "
+                                      f"four a word ({groups(depth)} words a row, rows interleaved in fours), "
+                                      f"bias with the input offset {layer.input_offset} folded in, "
+                                      f"{'a multiplier and shift per output' if count > 1 else 'one multiplier and shift'}")
