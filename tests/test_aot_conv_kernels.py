@@ -20,7 +20,8 @@ import pytest
 
 from pipeline.emit import aot
 from pipeline.int8 import plan
-from pipeline.int8.ops import conv_2d, depthwise_conv_2d, shapes
+from pipeline.int8.ops import conv_2d, depthwise_conv_2d, max_pool_2d, shapes
+from pipeline.int8.ops.average_pool_2d import Pool
 from pipeline.int8.ops.conv_2d import Conv2D
 from pipeline.int8.ops.depthwise_conv_2d import DepthwiseConv2D
 from pipeline.int8.reference import Step
@@ -88,39 +89,56 @@ def random_depthwise(seed: int, hw: tuple[int, int], depth: int, multiplier: int
     return DepthwiseConv2D(weights, bias, rows, cols, -zp, output_offset, multipliers, shifts, low, high, True)
 
 
-def channels_of(layer: Any) -> int:
-    return layer.weights.shape[0] if isinstance(layer, Conv2D) else layer.weights.shape[2] * layer.weights.shape[3]
+def channels_of(layer: Any, depth: int) -> int:
+    """Output channels of a layer of `depth` input channels (a pooling keeps them)."""
+    if isinstance(layer, Conv2D):
+        return layer.weights.shape[0]
+    return layer.weights.shape[2] * layer.weights.shape[3] if isinstance(layer, DepthwiseConv2D) else depth
 
 
 def depth_of(layer: Any) -> int:
     return layer.weights.shape[3] * layer.groups if isinstance(layer, Conv2D) else layer.weights.shape[2]
 
 
+def unit_of(layer: Any) -> tuple[str, Any]:
+    if isinstance(layer, Conv2D):
+        return "CONV_2D", conv_2d
+    return ("DEPTHWISE_CONV_2D", depthwise_conv_2d) if isinstance(layer, DepthwiseConv2D) else ("MAX_POOL_2D", max_pool_2d)
+
+
+def chain_depths(layers: Sequence[Any]) -> list[int]:
+    """Channels of the chain's input, then of each layer's output (the first layer is a convolution)."""
+    depths = [depth_of(layers[0])]
+    for layer in layers:
+        depths.append(channels_of(layer, depths[-1]))
+    return depths
+
+
 def chain_header(layers: Sequence[Any]) -> str:
     """model_aot.h for layers drawn here, in a chain from the model's input to its output: the
     emitter and the memory plan the build uses (the scratch in the arena), over tensors made to fit."""
-    shapes_ = [(1, layers[0].rows.size, layers[0].cols.size, depth_of(layers[0]))]
-    for layer in layers:
-        shapes_.append((1, layer.rows.out, layer.cols.out, channels_of(layer)))
+    depths = chain_depths(layers)
+    shapes_ = [(1, layers[0].rows.size, layers[0].cols.size, depths[0])]
+    for layer, depth in zip(layers, depths[1:]):
+        shapes_.append((1, layer.rows.out, layer.cols.out, depth))
     tensors = [Tensor(k, f"t{k}", shape, "INT8", np.array([1.0]), np.array([0]), None)
                for k, shape in enumerate(shapes_)]
-    steps = [Step(Operator(k, "CONV_2D" if isinstance(layer, Conv2D) else "DEPTHWISE_CONV_2D", (k,), (k + 1,),
-                           "NONE"), layer, (k,), k + 1) for k, layer in enumerate(layers)]
+    steps = [Step(Operator(k, unit_of(layer)[0], (k,), (k + 1,), "NONE"), layer, (k,), k + 1)
+             for k, layer in enumerate(layers)]
     return aot.emit(steps, tensors, 0, len(layers))
 
 
 def expected(layers: Sequence[Any], codes: np.ndarray) -> np.ndarray:
     x = codes.reshape(len(codes), layers[0].rows.size, layers[0].cols.size, -1)
     for layer in layers:
-        unit = conv_2d if isinstance(layer, Conv2D) else depthwise_conv_2d
-        x = unit.apply(layer, x)
+        x = unit_of(layer)[1].apply(layer, x)
     return x.reshape(len(codes), -1)
 
 
 def model_dir(layers: Sequence[Any], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     inputs = layers[0].rows.size * layers[0].cols.size * depth_of(layers[0])
-    outputs = layers[-1].rows.out * layers[-1].cols.out * channels_of(layers[-1])
+    outputs = layers[-1].rows.out * layers[-1].cols.out * chain_depths(layers)[-1]
     (folder / "model_aot.h").write_text(chain_header(layers))
     (folder / "model_info.h").write_text(f"#define MODEL_INPUT_COUNT {inputs}\n#define MODEL_OUTPUT_COUNT {outputs}\n")
     (folder / "harness.c").write_text(HARNESS)
@@ -233,6 +251,33 @@ def test_layers_written_over_their_input(chain: str, tmp_path: Path) -> None:
     check(layers, tmp_path, 5)
 
 
+def max_pool(hw: tuple[int, int], size: tuple[int, int], stride: tuple[int, int], padding: str = "VALID") -> Pool:
+    return Pool(window(hw[0], size[0], stride[0], 1, padding), window(hw[1], size[1], stride[1], 1, padding), -128, 127)
+
+
+CONV1D_POOLED = [random_conv(65, (1, 19), 6, 8, kernel=(1, 5), padding="VALID"), max_pool((1, 15), (1, 2), (1, 2)),
+                 random_conv(67, (1, 7), 8, 4, kernel=(1, 1))]
+"""A Conv1D net's middle: its max pooling goes over the first convolution's output."""
+
+
+@pytest.mark.skipif(CC is None, reason="no C compiler")
+def test_max_pooling_written_over_its_input(tmp_path: Path) -> None:
+    """VALID max pooling whose input no later op reads goes over that input (overlapping 3x3 windows
+    at stride 1, 2x2 at stride 2, a Conv1D's 1x2), so a Conv1D net needs no buffer for the pooled
+    tensor; a 3x3 SAME one (windows start in the padding before the input) gets its own bytes. Both paths agree with
+    the reference."""
+    import re
+    layers = [random_conv(61, (9, 8), 3, 5), max_pool((9, 8), (3, 3), (1, 1)), random_conv(62, (7, 6), 5, 6),
+              max_pool((7, 6), (2, 2), (2, 2)), max_pool((3, 3), (3, 3), (1, 1), "SAME"),
+              random_conv(63, (3, 3), 6, 4, kind="relu"), random_conv(64, (3, 3), 4, 3, kernel=(1, 1))]
+    header = chain_header(layers)
+    calls = re.findall(r"aot_max_pool_2d\(&model_aot_op(\d+), (arena \+ \d+), (arena \+ \d+)\)", header)
+    assert {int(k): read == written for k, read, written in calls} == {1: True, 3: True, 4: False}, calls
+    check(layers, tmp_path, 6)
+    assert re.search(r"aot_max_pool_2d\(&model_aot_op1, (arena \+ \d+), \1\)", chain_header(CONV1D_POOLED))
+    check(CONV1D_POOLED, tmp_path / "conv1d", 7)
+
+
 def test_scratch_is_planned_for_its_step_only() -> None:
     layer = random_conv(5, (7, 7), 3, 4)
     assert conv_2d.scratch_bytes(layer) == 2 * 28  # two patches of 27 codes, rounded to 28
@@ -311,14 +356,15 @@ QEMU_CHAINS: dict[str, list[Any]] = {
     "left-shift": [random_depthwise(32, (6, 5), 8, kind="left-shift")],
     # depthwise and 1x1 layers written over their input (see test_layers_written_over_their_input)
     "in-place": IN_PLACE_CHAINS["even-channels"],
+    "pooled-in-place": CONV1D_POOLED,
 }
 
 
 def qemu_model_dir(layers: Sequence[Any], folder: Path, name: str) -> Path:
     """The emitted files the QEMU image builds from, for layers the build never saw."""
     inputs = layers[0].rows.size * layers[0].cols.size * depth_of(layers[0])
-    outputs = layers[-1].rows.out * layers[-1].cols.out * channels_of(layers[-1])
-    return write_model_folder(folder, chain_header(layers), ["CONV_2D"] * len(layers), inputs, outputs,
+    outputs = layers[-1].rows.out * layers[-1].cols.out * chain_depths(layers)[-1]
+    return write_model_folder(folder, chain_header(layers), [unit_of(layer)[0] for layer in layers], inputs, outputs,
                               -int(layers[0].input_offset), int(layers[-1].output_offset), True, name)
 
 

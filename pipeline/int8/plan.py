@@ -4,10 +4,12 @@ The model's input is the caller's buffer (read only) and its output the caller's
 tensor gets bytes in one arena, and tensors alive at different times share them. A tensor lives from
 the op that writes it to the last op that reads it. RESHAPE and its kin (units with ALIAS) give their
 output their input's bytes; an op that may overwrite its input (units with IN_PLACE: LOGISTIC, TANH,
-SOFTMAX; or whose in_place(layer) says so: a stride-1 depthwise or 1x1 convolution) writes over it
-when no later op reads it. Placement is greedy, largest first, each at the
-lowest offset (a multiple of ALIGN) free for its whole life, as TFLM's GreedyMemoryPlanner places
-its arena; the peak is the arena's size.
+SOFTMAX; or whose in_place(layer) says so: a stride-1 depthwise or 1x1 convolution, a max pooling
+without padding before its input) writes over it when no later op reads it. Tensors sharing bytes
+start at one offset, each holding its own bytes for its own life: once a pooling has written its
+smaller output over its input, the input's tail is free for the next tensors. Placement is greedy,
+largest first, each at the lowest offset (a multiple of ALIGN) free for its whole life, as TFLM's
+GreedyMemoryPlanner places its arena; the peak is the arena's size.
 """
 from __future__ import annotations
 
@@ -89,14 +91,14 @@ def plan(steps: Sequence, sizes: dict[int, int], model_input: int, model_output:
             continue
         source = step.inputs[0]
         if (special(source) is None and special(step.output) is None and max(readers(source)) == k
-                and sizes[source] == sizes[step.output]):
+                and sizes[step.output] <= sizes[source]):
             groups.union(step.output, source)
 
     members: dict[int, list[int]] = {}
     for t in {t for s in steps for t in (*s.inputs, s.output)} | {model_input, model_output}:
         members.setdefault(groups.find(t), []).append(t)
     places: dict[int, Place] = {}
-    spans: dict[int, tuple[int, int, int]] = {}  # group root -> (first step, last step, bytes)
+    spans: dict[int, list[Span]] = {}  # group root -> each member's life and bytes, from the group's offset
     for root, tensors in members.items():
         kind = special(root)
         if kind is not None:
@@ -104,31 +106,41 @@ def plan(steps: Sequence, sizes: dict[int, int], model_input: int, model_output:
                 places[t] = Place(kind)
             continue
         written = [k for k, s in enumerate(steps) if groups.find(s.output) == root]
-        read = readers(root)
-        first = min(written) if written else 0
-        spans[root] = (first, max(read + [first]), max(sizes[t] for t in tensors))
+        start = min(written) if written else 0
+        spans[root] = []
+        for t in tensors:
+            first = min([k for k, s in enumerate(steps) if s.output == t] or [start])
+            last = max([k for k, s in enumerate(steps) if t in s.inputs] + [first])
+            spans[root].append(Span(t, first, last, sizes[t]))
 
     for k, step in enumerate(steps):  # a kernel's scratch: arena bytes alive during its own step only
         need = getattr(step.unit, "scratch_bytes", None)
         size = need(step.layer) if need is not None else 0
         if size > 0:
-            spans[scratch_key(k)] = (k, k, size)
-            members[scratch_key(k)] = [scratch_key(k)]
+            spans[scratch_key(k)] = [Span(scratch_key(k), k, k, size)]
 
     offsets = _place(spans)
-    for root, tensors in members.items():
-        if root in offsets:
-            for t in tensors:
-                places[t] = Place("arena", offsets[root])
-    arena = max([offsets[r] + spans[r][2] for r in offsets] + [0])
+    for root, pieces in spans.items():
+        for piece in pieces:
+            places[piece.tensor] = Place("arena", offsets[root])
+    arena = max([offsets[r] + piece.size for r, pieces in spans.items() for piece in pieces] + [0])
     peak_step, peak, live = -1, (), 0
     for k in range(len(steps)):
-        alive = [r for r, (first, last, _) in spans.items() if first <= k <= last]
-        total = sum(spans[r][2] for r in alive)
+        alive = [[p for p in pieces if p.first <= k <= p.last] for pieces in spans.values()]
+        total = sum(max(p.size for p in group) for group in alive if group)
         if total > live:
             peak_step, live = k, total
-            peak = tuple(sorted(t for r in alive for t in members[r]))
+            peak = tuple(sorted(p.tensor for group in alive for p in group))
     return Plan(places, _aligned(arena), aliases, peak_step, peak, live)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A tensor's bytes from its group's offset, alive from the step that writes it to the last that reads it."""
+    tensor: int
+    first: int
+    last: int
+    size: int
 
 
 def scratch_key(step: int) -> int:
@@ -145,22 +157,21 @@ def _aligned(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-def _place(spans: dict[int, tuple[int, int, int]]) -> dict[int, int]:
-    """Greedy: largest first (earliest first among equals), each at the lowest aligned offset where it
-    overlaps no placed group alive at the same time."""
-    placed: list[tuple[int, int, int, int]] = []  # (offset, bytes, first, last)
+def _place(spans: dict[int, list[Span]]) -> dict[int, int]:
+    """Greedy: largest first (earliest first among equals), each group at the lowest aligned offset
+    where none of its members overlaps a placed member alive at the same time."""
+    placed: list[tuple[int, Span]] = []  # (offset, member)
     offsets = {}
-    for root in sorted(spans, key=lambda r: (-spans[r][2], spans[r][0], r)):
-        first, last, size = spans[root]
-        offset = 0
-        for other_offset, other_size, other_first, other_last in sorted(placed):
-            if other_last < first or last < other_first:
-                continue  # never alive together
-            if offset + size <= other_offset:
-                break
-            offset = max(offset, _aligned(other_offset + other_size))
+    for root in sorted(spans, key=lambda r: (-max(p.size for p in spans[r]), min(p.first for p in spans[r]), r)):
+        offset, moved = 0, True
+        while moved:  # past each clash, until none is left: the lowest offset that clashes with nothing
+            moved = False
+            for other_offset, other in placed:
+                if any(p.first <= other.last and other.first <= p.last and offset < other_offset + other.size
+                       and other_offset < offset + p.size for p in spans[root]):
+                    offset, moved = _aligned(other_offset + other.size), True
         offsets[root] = offset
-        placed.append((offset, size, first, last))
+        placed.extend((offset, p) for p in spans[root])
     return offsets
 
 

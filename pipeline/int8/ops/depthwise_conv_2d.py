@@ -98,9 +98,10 @@ def quad_weights(layer: DepthwiseConv2D) -> np.ndarray:
 
 def in_place(layer: DepthwiseConv2D) -> bool:
     """Whether the kernels can write the output over the input (the plan does so where no later op
-    reads the input, and only where the output is as large): a multiplier of 1 and stride 1; each
-    input row is copied to a ring of pad + 1 rows in the scratch before its outputs overwrite it."""
-    return layer.weights.shape[3] == 1 and layer.rows.stride == 1 and layer.cols.stride == 1
+    reads the input): a multiplier of 1, stride 1 and an output as large as the input; each input
+    row is copied to a ring of pad + 1 rows in the scratch before its outputs overwrite it."""
+    return (layer.weights.shape[3] == 1 and layer.rows.stride == 1 and layer.cols.stride == 1
+            and layer.rows.out == layer.rows.size and layer.cols.out == layer.cols.size)
 
 
 def scratch_bytes(layer: DepthwiseConv2D) -> int:

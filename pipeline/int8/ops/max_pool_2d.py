@@ -31,5 +31,14 @@ def apply(layer: Pool, x: np.ndarray) -> np.ndarray:
     return np.clip(shapes.chunked(x, taps, maxima), layer.act_min, layer.act_max).astype(np.int8)
 
 
-def c_table(layer: Pool, name: str, inputs: list[Tensor], output: Tensor) -> str:
+def in_place(layer: Pool) -> bool:
+    """Whether the output may be written over the input (the plan does so where no later op reads the
+    input): without padding before the input (TFLite puts an odd one after), the kernel's writes, in output order, stay behind every input value a
+    later window reads (an output row is no wider than an input row, and a window starts at or after
+    its output's index), so a Conv1D's pooling needs no second buffer."""
+    return layer.rows.pad == 0 and layer.cols.pad == 0
+
+
+def c_table(layer: Pool, name: str, inputs: list[Tensor], output: Tensor, over_input: bool = False) -> str:
+    """over_input changes nothing: the kernel's one order of reads and writes is safe either way."""
     return average_pool_2d.pool_table(KERNEL, layer, name, inputs)
