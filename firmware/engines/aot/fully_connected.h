@@ -35,19 +35,12 @@ struct aot_fully_connected {
   int32_t act_max;
 };
 
-/* Four input codes as one word; the last group of a row reads only the inputs there are (zeros
- * beyond them, against the zero weights the row is padded with). */
-AOT_INLINE int32_t fc_input_word(const int8_t *x, int left) {
-  if (left >= 4) return aot_word(x);
-  uint32_t q = (uint8_t)x[0];
-  if (left > 1) q |= (uint32_t)(uint8_t)x[1] << 8;
-  if (left > 2) q |= (uint32_t)(uint8_t)x[2] << 16;
-  return (int32_t)q;
-}
-
-/* The weight in byte 0 of a word. */
-AOT_INLINE int32_t fc_code0(int32_t word) {
-  return (int8_t)(uint8_t)((uint32_t)word & 0xFFu);
+/* The last `left` (0 to 3) inputs of a row against its last word: a multiply-accumulate each, its
+ * weight a constant the compiler takes out of the word. */
+AOT_INLINE int32_t fc_tail(const int8_t *x, int left, int32_t word, int32_t acc) {
+  uint32_t sum = (uint32_t)acc;
+  for (int i = 0; i < left; ++i) sum += (uint32_t)(x[i] * (int8_t)(uint8_t)((uint32_t)word >> (8 * i)));
+  return (int32_t)sum;
 }
 
 #if AOT_SIMD
@@ -122,25 +115,22 @@ AOT_INLINE void fc_dot4(const int8_t *x, int n, const int32_t *w, int32_t *s) {
     fc_group4(__sxtb16(q), aot_sxtb16_ror8(q), w, s);
   }
 #endif
-  if (n % 4 == 1) { /* the last input alone: a multiply-accumulate each */
+  if (n % 4) { /* the last one to three inputs */
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) s[r] = (int32_t)((uint32_t)s[r] + (uint32_t)(x[n - 1] * fc_code0(w[r])));
-  } else if (n % 4) { /* the last two or three inputs, against zero-padded weights */
-    const int32_t q = fc_input_word(x + 4 * groups, n % 4);
-    fc_group4(__sxtb16(q), aot_sxtb16_ror8(q), w, s);
+    for (int r = 0; r < 4; ++r) s[r] = fc_tail(x + 4 * groups, n % 4, w[r], s[r]);
   }
 }
 
 /* One row of the last units % 4 (its words consecutive) over n inputs, added to acc. */
 AOT_INLINE int32_t fc_dot1(const int8_t *x, int n, const int32_t *w, int32_t acc) {
-  int i = 0;
-  for (; i < n - 1; i += 4, ++w) { /* groups of four, and a last one of two or three */
-    const int32_t q = fc_input_word(x + i, n - i);
-    acc = __smlad(__sxtb16(q), __sxtb16(*w), acc);
-    acc = __smlad(aot_sxtb16_ror8(q), aot_sxtb16_ror8(*w), acc);
+  const int groups = n / 4;
+#pragma GCC unroll 4
+  for (int g = 0; g < groups; ++g) {
+    const int32_t q = aot_word(x + 4 * g);
+    acc = __smlad(__sxtb16(q), __sxtb16(w[g]), acc);
+    acc = __smlad(aot_sxtb16_ror8(q), aot_sxtb16_ror8(w[g]), acc);
   }
-  if (i < n) acc = (int32_t)((uint32_t)acc + (uint32_t)(x[i] * fc_code0(*w))); /* a last input alone */
-  return acc;
+  return n % 4 ? fc_tail(x + 4 * groups, n % 4, w[groups], acc) : acc;
 }
 #else
 /* The portable dot product: one weight at a time, byte i % 4 of the row's word i / 4 (words
