@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import re
@@ -11,17 +10,22 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import pipeline
 from pipeline import cli
 from pipeline.rows import text as row_text
-from pipeline.board import flash_refusal
+from pipeline.board import flash_refusal, tflm_ram_warning
 from pipeline.errors import BadInput
 from pipeline.model import data as data_stage
 from pipeline.emit.files import write_all
 from pipeline.paths import MODEL_DIR, ROOT
+
+if TYPE_CHECKING:  # the TensorFlow side, imported by the build only once its arguments have passed
+    from pipeline.emit.report import Training
+    from pipeline.int8.tflite_model import TfliteModel
 
 MODELS = {"neuron": (), "two-layer": (2,)}
 ACTIVATIONS = ("linear", "relu", "relu6", "sigmoid", "tanh")
@@ -71,17 +75,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, metavar="FILE.csv", help="training data: numbers, or numbers and a class label last (default: the seed lesson's "
                    "xs -1..4, y = 2x - 1); with --keras or --tflite, the model's inputs (a target or label after them "
                    "is allowed, and unused): calibration rows for --keras, and rows to check on")
-    own = p.add_argument_group("a model trained elsewhere (no training; --data, --input-range and --engine as above)")
-    own.add_argument("--keras", type=Path, metavar="FILE.keras",
+    given = p.add_argument_group("a model trained elsewhere (no training; --data, --input-range and --engine as above)")
+    given.add_argument("--keras", type=Path, metavar="FILE.keras",
                      help="a saved Keras 3 model (one input, one output) to convert to full int8, calibrated on --data "
                           "(or, for one input, over --input-range) and checked against itself")
-    own.add_argument("--tflite", type=Path, metavar="FILE.tflite",
+    given.add_argument("--tflite", type=Path, metavar="FILE.tflite",
                      help="a full-int8 TFLite model to deploy as it is (its bytes unchanged); its input range is its "
                           "own quantization's")
-    own.add_argument("--float-model", type=Path, metavar="FILE",
+    given.add_argument("--float-model", type=Path, metavar="FILE",
                      help="with --tflite: the float model (.keras or float .tflite) it came from, to compute the "
                           "float-vs-int8 figures and hold the device to the tolerance (without it they are not computed)")
-    own.add_argument("--labels", metavar="L1,L2,...",
+    given.add_argument("--labels", metavar="L1,L2,...",
                      help="a given model ending in SOFTMAX: its class labels in output order (default 0, 1, ...)")
     p.add_argument("--outputs", type=_integer, default=1, metavar="N", help="number of output columns at the end of each CSV row (default 1)")
     p.add_argument("--model", choices=sorted(MODELS), default="neuron",
@@ -268,8 +272,37 @@ def _data_lines(dataset: data_stage.Dataset, train_set: data_stage.Dataset, hold
             f"{', '.join(f'{w:.3g}' for w in weights)} (balanced: rows / (classes * class rows))"]
 
 
+@dataclass
+class _Model:
+    """The model stage's outcome, trained or given: the int8 model and what the check judges it on."""
+
+    name: str
+    tflite: bytes
+    tfl: TfliteModel
+    input_range: tuple[float, float]
+    data: data_stage.Dataset
+    """A trained model's training rows; a given model's rows to judge it on (given.judged_rows)."""
+    float_model: Callable[[Any], Any] | None
+    float_name: str | None = None
+    data_given: bool = True
+    layer_of: Callable[[Any], str] = lambda op: ""
+    """The Keras layer an int8 op came from, for messages ('' where unknown)."""
+    training: Training | None = None
+    """A trained model's run, for the report; None for a given model."""
+    holdout: data_stage.Dataset | None = None
+    early: list[str] = field(default_factory=list)
+    """Warnings about the hold-out rows, said before training."""
+    classify: bool = False
+    labels: tuple[str, ...] = ()
+    tolerance: float = 0.0
+    """Float-vs-int8 steps allowed inside the range: --tolerance-lsb, or the default for its depth."""
+    aot_refused: str | None = None
+    """Why the AOT engine cannot run the model (a given one, deployed on TFLM); None: it can."""
+
+
 def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
-    """Runs every stage; writes nothing until all of them have passed."""
+    """Runs every stage in order, for a model it trains or one it is given: model -> int8 -> check ->
+    sources -> report; writes nothing until all of them have passed."""
     timings: dict[str, float] = {}
     mark = time.perf_counter()
 
@@ -283,8 +316,100 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
             raise KeyboardInterrupt
 
     _validate(args)
-    if args.keras or args.tflite:
-        return _build_own(args, say, lap)
+    given_model = bool(args.keras or args.tflite)
+    if given_model:
+        _imports()
+        lap("import")
+        model = _given(args, say)
+    else:
+        model = _trained(args, say, lap, timings)
+    from pipeline.emit import aot, report
+    from pipeline.emit import sources as emit
+    from pipeline.int8 import description, oracle
+    from pipeline.model import check, given, quantize
+
+    tfl, tflite, input_range, tolerance = model.tfl, model.tflite, model.input_range, model.tolerance
+    by_decisions = model.classify and args.tolerance_lsb is None and model.float_model is not None  # by its top class
+    result = check.run(tflite, tfl, model.data, input_range, model.float_model, tolerance,
+                       trained=model.training is not None, float_name=model.float_name, data_given=model.data_given,
+                       gate_steps=not by_decisions)
+    board: dict[int, Any] = {}
+    if args.engine == "tflm" and result.reference_applies:
+        board, board_warning = quantize.board_expectations(tfl, result.sweep_codes)
+        if board_warning:
+            result.warnings.append(board_warning)
+    classified = (None if model.holdout is None else
+                  check.classify(model.training.trained.model, tflite, tfl, model.holdout, model.data.counts(),
+                                 model.training.trained.class_weights))
+    decisions = (check.decision_gate(model.float_model, tflite, tfl, model.data, classified) if by_decisions
+                 else None)
+    if given_model:
+        result.decisions = decisions
+    lap("check")
+
+    plan = None
+    if model.training is not None:
+        too_big = flash_refusal(len(tflite), "tflm")
+        if too_big:  # a trained model is emitted for both engines: TFLM's code is the larger
+            raise UsageError(f"{too_big}: train a smaller network (--hidden)")
+    elif model.aot_refused is None:
+        _, plan, too_big = aot.plan_of(tfl)
+        if too_big and args.engine == "aot":
+            raise given.ArgumentError(f"--engine aot: {too_big}")
+    arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
+    ram = tflm_ram_warning(arena, emit.width(tfl.input.shape), emit.width(tfl.output.shape))
+    if ram and args.engine == "tflm" and given_model:
+        result.warnings.append(ram)
+    facts = emit.facts(tfl, model.name, input_range, arena, tolerance if model.float_model is not None else None,
+                       task=description.CLASSIFY if model.classify else description.REGRESS, labels=model.labels,
+                       gate="decisions" if by_decisions else "steps")
+    held = None if model.holdout is None else (model.holdout.x, model.holdout.classes)
+    sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist(), holdout=held,
+                           engine=args.engine if given_model else "aot")
+    lap("emit")
+    if model.training is not None:
+        _, plan, _ = aot.plan_of(tfl)
+    _say_int8(say, facts, tfl, len(tflite), plan, given_model, model.aot_refused)
+    for line in result.lines():
+        say(line)
+    for line in classified.lines_out() if classified else []:
+        say(line)
+    if decisions is not None and not given_model:
+        say(check.decision_line(decisions))
+    for warning in result.warnings + (classified.warnings if classified else []):
+        print(f"warning: {warning}", file=sys.stderr)
+    if classified:
+        classified.warnings[:0] = model.early
+
+    if model.training is not None:
+        model.training.rows = report.sample(model.training.trained.model, tfl, model.data)
+    r = report.assemble(facts=facts, result=result, engine=args.engine, tflite_bytes=len(tflite), plan=plan,
+                        source=None if model.training is not None else str(args.keras or args.tflite),
+                        data=model.data.source if model.data_given else None, training=model.training,
+                        classification=classified.as_dict() if classified else None)
+    if decisions is not None and r.get("classification") is not None:
+        r["classification"]["decisions"] = decisions
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        on_chip = pool.submit(_footprint, sources) if args.footprint else None
+        pictures = _pictures(model, result, r, classified) if model.training is not None else {}
+        r["footprint"] = on_chip.result() if on_chip else None
+    _say_footprint(r["footprint"], say)
+    lap("report")
+    _write(args, sources, report.files(args.report_dir, r, pictures))
+    return r
+
+
+def _imports() -> None:
+    """The TensorFlow side, imported here so that a missing install is one line naming it."""
+    with _build_imports():
+        from pipeline.emit import aot, report, sources  # noqa: F401
+        from pipeline.emit import tflm_ops  # noqa: F401
+        from pipeline.model import check, explain, given, keras_ops, load, quantize, train  # noqa: F401
+        from pipeline.int8 import oracle, tflite_model  # noqa: F401
+
+
+def _trained(args: argparse.Namespace, say, lap, timings: dict[str, float]) -> _Model:
+    """The data, training and the int8 conversion of the model it trained."""
     everything = data_stage.load_csv(args.data, args.outputs, args.task) if args.data else data_stage.seed()
     _validate_task(args, everything)
     dataset, holdout = split(everything, args.holdout, args.seed)
@@ -293,17 +418,10 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
         name = f"{name}-classify-{len(dataset.labels)}"
     input_range = _input_range(args, dataset)
     lap("data")
-
-    with _build_imports():
-        from pipeline.model import check
-        from pipeline.emit import aot
-        from pipeline.emit import sources as emit
-        from pipeline.model import explain
-        from pipeline.int8 import oracle
-        from pipeline.model import quantize
-        from pipeline.emit import report
-        from pipeline.int8 import tflite_model
-        from pipeline.model import train
+    _imports()
+    from pipeline.emit import report
+    from pipeline.int8 import tflite_model
+    from pipeline.model import check, explain, quantize, train
     lap("import")
 
     tape = args.trainer == "tape"
@@ -335,71 +453,119 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
     if args.engine == "tflm":
         quantize.require_per_tensor(tfl)
     lap("quantize")
-
+    training = report.Training(dataset, config, trained, explanation, hidden, args.activation, timings)
     tolerance = args.tolerance_lsb or (check.classify_tolerance_lsb(hidden) if dataset.classify
                                        else check.default_tolerance_lsb(hidden))
-    by_decisions = dataset.classify and args.tolerance_lsb is None  # a classifier: judged by its top class
-    result = check.run(trained.model, tflite, tfl, dataset, input_range, tolerance, gate_steps=not by_decisions)
-    board, board_warning = (quantize.board_expectations(tfl, result.sweep_codes) if args.engine == "tflm"
-                            else ({}, None))
-    if board_warning:
-        result.warnings.append(board_warning)
-    classified = None if holdout is None else check.classify(trained.model, tflite, tfl, holdout, dataset.counts(),
-                                                             trained.class_weights)
-    decisions = (check.decision_gate(lambda x: check.float_outputs(trained.model, x), tflite, tfl, dataset, classified)
-                 if by_decisions else None)
-    lap("check")
+    return _Model(name, tflite, tfl, input_range, dataset, lambda x: check.float_outputs(trained.model, x),
+                  training=training, holdout=holdout, early=early, classify=dataset.classify, labels=dataset.labels,
+                  tolerance=tolerance)
 
-    too_big = flash_refusal(len(tflite), "tflm")
-    if too_big:  # a trained model is emitted for both engines: TFLM's code is the larger
-        raise UsageError(f"{too_big}: train a smaller network (--hidden)")
-    arena = oracle.arena_bytes(tflite) if oracle.tflm_available() else 0
-    if holdout is None:
-        facts = emit.facts(tfl, name, input_range, arena, tolerance)
-        sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist())
+
+def _given(args: argparse.Namespace, say) -> _Model:
+    """A model trained elsewhere: a Keras one converted as a trained one is, or an int8 one taken as it is."""
+    from pipeline.emit import sources as emit
+    from pipeline.emit import tflm_ops
+    from pipeline.int8 import tflite_model
+    from pipeline.model import given, keras_ops, load, quantize
+    keras_model = None
+    if args.keras:
+        keras_model = load.load_keras(args.keras)
+        width = keras_model.width
+        data = given.rows(args.data, width) if args.data else None
+        input_range = given.keras_range(f"--keras {args.keras}", width, data,
+                                        tuple(args.input_range) if args.input_range else None)
+        say(f"model: {args.keras}: Keras, input shape {keras_model.input_shape}{given.fed(keras_model.input_shape)}, "
+            f"{keras_model.outputs} output(s); calibrating on {'--data' if data is not None else 'the --input-range'}")
+        refused = keras_ops.refusal(keras_model, tflm_ops.resolver_method, tflm_ops.TREE)
+        if refused:  # before calibration, which can die natively on such a layer
+            raise load.ModelFileError(f"{keras_model.source}: {refused}")
+        try:  # the data's rows calibrate; without data, the one input's range does
+            tflite = quantize.convert(keras_model.model, None if data is not None else input_range, args.per_channel,
+                                      None if data is None else data.x, keras_model.input_shape)
+        except Exception as exc:  # ConverterError, or a calibration failure inside the converter
+            raise keras_model.conversion_error(exc) from None
+        tfl = tflite_model.read(tflite)
+        quantize.require_int8_io(tfl)
+        float_model, float_name = keras_model, f"Keras model {Path(args.keras).name}"
     else:
-        facts = emit.facts(tfl, name, input_range, arena, tolerance, task="classify", labels=dataset.labels,
-                           gate="decisions" if by_decisions else "steps")
-        sources = emit.sources(tflite, tfl, facts, result.sweep_meta(board), result.probes.tolist(),
-                               holdout=(holdout.x, holdout.classes))
-    lap("emit")
-    say(f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale {facts.output_scale:.6g} "
-        f"zp {facts.output_zero_point}, calibrated [{input_range[0]:g}, {input_range[1]:g}], {len(tflite)} bytes, "
-        f"arena {facts.arena} B")
-    _, plan, _ = aot.plan_of(tfl)
-    if plan["arena_bytes"]:
-        say(f"aot plan: arena {plan['arena_bytes']} B, {plan['peak_live_bytes']} B of tensors alive at the peak "
-            f"({plan['peak_op']})")
-    for line in result.lines():
-        say(line)
-    for line in classified.lines_out() if classified else []:
-        say(line)
-    if decisions is not None:
-        say(check.decision_line(decisions))
-    for warning in result.warnings + (classified.warnings if classified else []):
-        print(f"warning: {warning}", file=sys.stderr)
-    if classified:
-        classified.warnings[:0] = early
+        int8_file = load.read_tflite(args.tflite)
+        tflite, tfl = int8_file.tflite, int8_file.model
+        width = emit.width(tfl.input.shape)
+        input_range = given.tflite_range(tfl, args.input_range)
+        data = given.rows(args.data, width) if args.data else None
+        float_model, float_name = load.float_model(args.float_model, width) if args.float_model else (None, None)
+        say(f"model: {args.tflite}: int8 TFLite, input shape {tfl.input.shape[1:]}{given.fed(tfl.input.shape[1:])}, "
+            f"{emit.width(tfl.output.shape)} output(s); deployed as it is ({len(tflite)} bytes, SHA-256 "
+            f"{tfl.sha256[:12]}); input range from its quantization [{input_range[0]:g}, {input_range[1]:g}]")
+    input_range = (float(input_range[0]), float(input_range[1]))
+    layer_of = ((lambda op: keras_model.layer_of(tfl.tensors[op.outputs[0]].name) if op.outputs else "")
+                if keras_model is not None else (lambda op: ""))
+    model = _Model(Path(args.keras or args.tflite).stem, tflite, tfl, input_range,
+                   given.judged_rows(data, width, input_range), float_model, float_name, data is not None, layer_of)
+    model.aot_refused = _engine_refusal(args, model)
+    model.classify = given.is_classifier(tfl)
+    model.labels = given.labels(args.labels, emit.width(tfl.output.shape), model.classify)
+    model.tolerance = given.tolerance(args.tolerance_lsb, tfl, model.classify)
+    return model
 
-    r = report.assemble(facts=facts, dataset=dataset, config=config, trained=trained, explanation=explanation,
-                        result=result, engine=args.engine, hidden=hidden, activation=args.activation,
-                        tflite_bytes=len(tflite), timings=timings, rows=report.sample(trained.model, tfl, dataset),
-                        classification=classified.as_dict() if classified else None)
-    r["model"]["aot_plan"] = plan
-    if decisions is not None and r.get("classification") is not None:
-        r["classification"]["decisions"] = decisions
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        on_chip = pool.submit(_footprint, sources) if args.footprint else None
-        pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),
-                    "loss.png": report.loss_png(trained.losses, f"{name}: training loss",
-                                                "categorical cross-entropy" if dataset.classify else "MSE")}
-        if classified:
-            pictures["confusion.png"] = report.confusion_png(r["classification"], f"{name}: hold-out rows")
-        r["footprint"] = on_chip.result() if on_chip else None
-    _say_footprint(r["footprint"], say)
-    lap("report")
-    _write(args, sources, report.files(args.report_dir, r, pictures))
-    return r
+
+def _engine_refusal(args: argparse.Namespace, model: _Model) -> str | None:
+    """Refuses a given model the engine cannot run, before the check's minutes; returns why the AOT
+    engine cannot run it (None: it can), for a model deployed on TFLM."""
+    from pipeline.emit import tflm_ops
+    from pipeline.int8 import reference
+    from pipeline.model import given, quantize
+    tfl = model.tfl
+    too_big = flash_refusal(len(model.tflite), args.engine)
+    if too_big:  # before the check's minutes over a model that could never be flashed
+        raise given.ArgumentError(f"--engine {args.engine}: {too_big}")
+    aot_refused = reference.aot_refusal(tfl)
+    if args.engine == "tflm":
+        tflm_ops.require_ops(tfl, model.layer_of)
+        found = quantize.per_channel_weights(tfl)
+        if found and args.tflite:
+            raise given.ArgumentError(
+                f"--tflite {args.tflite}: FULLY_CONNECTED weights quantized per channel: {', '.join(found)}; the "
+                "Nano's TFLM library reads only the first scale and would answer wrong without an error. Convert "
+                "with converter._experimental_disable_per_channel_quantization_for_dense_layers = True, or use "
+                "--engine aot (it computes per-channel weights)")
+        quantize.require_per_tensor(tfl)
+    elif aot_refused:
+        op = next((o for o in tfl.operators if aot_refused.startswith(f"op {o.index} ")), None)
+        layer = model.layer_of(op) if op is not None else ""
+        raise given.ArgumentError(f"--engine aot: {aot_refused}{f' (layer {layer})' if layer else ''}")
+    return aot_refused
+
+
+def _say_int8(say, facts, tfl, size: int, plan: dict[str, Any] | None, given_model: bool,
+              aot_refused: str | None) -> None:
+    """The int8 model's interface and memory: the calibrated range of a trained one, the ops of a given one."""
+    lo, hi = facts.input_range
+    interface = (f"int8: input scale {facts.input_scale:.6g} zp {facts.input_zero_point}, output scale "
+                 f"{facts.output_scale:.6g} zp {facts.output_zero_point}")
+    if not given_model:
+        say(f"{interface}, calibrated [{lo:g}, {hi:g}], {size} bytes, arena {facts.arena} B")
+        if plan["arena_bytes"]:
+            say(f"aot plan: arena {plan['arena_bytes']} B, {plan['peak_live_bytes']} B of tensors alive at the peak "
+                f"({plan['peak_op']})")
+        return
+    say(f"{interface}, range [{lo:g}, {hi:g}], ops {', '.join(tfl.ops)}, arena {facts.arena} B"
+        + ("; TFLM engine only" if aot_refused else ""))
+    if plan is not None:
+        say(f"aot plan: arena {plan['arena_bytes']} B, {plan['peak_live_bytes']} B of tensors alive at the peak "
+            f"({plan['peak_op']}); TFLM's arena {facts.arena_measured} B as the host measured it")
+
+
+def _pictures(model: _Model, result, r: dict[str, Any], classified) -> dict[str, bytes]:
+    """A training run's pictures: the fit, the loss, and a classifier's confusion matrix."""
+    from pipeline.emit import report
+    dataset, name = model.data, model.name
+    pictures = {"fit.png": report.fit_png(r, result.curve, dataset.x, dataset.y),
+                "loss.png": report.loss_png(model.training.trained.losses, f"{name}: training loss",
+                                            "categorical cross-entropy" if dataset.classify else "MSE")}
+    if classified:
+        pictures["confusion.png"] = report.confusion_png(r["classification"], f"{name}: hold-out rows")
+    return pictures
 
 
 # Every file a build may write into --out or --report-dir. A build removes those of them it does not
@@ -417,23 +583,6 @@ def _write(args: argparse.Namespace, sources: dict[str, bytes], report_files: di
         raise AssertionError(f"build.BUILD_FILES lacks {', '.join(unlisted)}")
     for path in write_all(outputs, BUILD_FILES):
         print(f"wrote {_display(path)}")
-
-
-def _build_own(args: argparse.Namespace, say, lap) -> dict[str, Any]:
-    """--keras or --tflite: the given model through int8, the check and the emitter; no training."""
-    with _build_imports():
-        from pipeline import build_own
-        from pipeline.emit import own_report, report
-    lap("import")
-    built = build_own.prepare(args, say)
-    lap("check")
-    r = built["report"]
-    r["footprint"] = _footprint(built["sources"]) if args.footprint else None
-    _say_footprint(r["footprint"], say)
-    lap("report")
-    _write(args, built["sources"], {args.report_dir / "report.json": (json.dumps(r, indent=1) + "\n").encode(),
-                                    args.report_dir / "report.md": own_report.markdown(r).encode()})
-    return r
 
 
 @contextlib.contextmanager

@@ -271,7 +271,7 @@ def test_default_tolerance_scales_with_depth():
 
 def readme_build_commands(given_models: bool = False) -> list[list[str]]:
     """Every `python -m pipeline.build ...` line of the README's and docs/' examples: those that train,
-    or (given_models) those that deploy a --keras or --tflite model (test_own_model makes their files)."""
+    or (given_models) those that deploy a --keras or --tflite model (test_given_model makes their files)."""
     import shlex
     text = "\n".join(page.read_text() for page in [paths.ROOT / "README.md", *sorted((paths.ROOT / "docs").glob("*.md"))])
     lines = [line.split("#")[0].split() for line in text.splitlines() if line.startswith("python -m pipeline.build")]

@@ -12,7 +12,7 @@ import tflite
 import tflite_writer as w
 from pipeline import build
 from pipeline.int8 import tflite_model
-from pipeline.model import own
+from pipeline.model import load
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -59,12 +59,12 @@ def _converted(kind: str, width: int = 3, units: int = 4) -> bytes:
 
 
 CONVERTED = [
-    ("float io", "an int8 model with float input and output (int8 inside, converted at its ends)", own.INT8_IO_HOW),
-    ("uint8 io", "an int8 model with uint8 input and output (int8 inside, converted at its ends)", own.INT8_IO_HOW),
-    ("16x8", "a 16x8 model (int16 activations, int8 weights)", own.INT16_HOW),
-    ("16x8 float io", "a 16x8 model (int16 activations, int8 weights)", own.INT16_HOW),
-    ("dynamic-range", "a dynamic-range model (int8 weights, float activations)", own.FULL_INT8_HOW),
-    ("float16", "a float16 model (float16 weights, float activations)", own.FULL_INT8_HOW),
+    ("float io", "an int8 model with float input and output (int8 inside, converted at its ends)", load.INT8_IO_HOW),
+    ("uint8 io", "an int8 model with uint8 input and output (int8 inside, converted at its ends)", load.INT8_IO_HOW),
+    ("16x8", "a 16x8 model (int16 activations, int8 weights)", load.INT16_HOW),
+    ("16x8 float io", "a 16x8 model (int16 activations, int8 weights)", load.INT16_HOW),
+    ("dynamic-range", "a dynamic-range model (int8 weights, float activations)", load.FULL_INT8_HOW),
+    ("float16", "a float16 model (float16 weights, float activations)", load.FULL_INT8_HOW),
 ]
 
 
@@ -97,7 +97,7 @@ def test_a_uint8_model_is_called_one(tmp_path, capsys):
     model = w.write(_dense_tensors("UINT8", 128), [w.fully_connected(0, 1, 2, 3)], [0], [3])
     assert _refusal(capsys, tmp_path, model, "uint8") == _expected(
         tmp_path, model, "uint8", "input", "a uint8 model (uint8 activations: TensorFlow 1's quantization)",
-        own.FULL_INT8_HOW)
+        load.FULL_INT8_HOW)
 
 
 def test_an_int8_model_with_one_float_end_names_that_end(tmp_path, capsys):
@@ -105,12 +105,12 @@ def test_an_int8_model_with_one_float_end_names_that_end(tmp_path, capsys):
     float_in = w.write(tensors, [_quantize(0, 1), w.fully_connected(1, 2, 3, 4)], [0], [4])
     assert _refusal(capsys, tmp_path, float_in, "float-in") == _expected(
         tmp_path, float_in, "float-in", "input", "an int8 model with float input (int8 inside, converted at its ends)",
-        own.INT8_IO_HOW)
+        load.INT8_IO_HOW)
     tensors = [*_dense_tensors("INT8", -3), w.tensor("scores", (1, 2), None, 0, dtype="FLOAT32")]
     float_out = w.write(tensors, [w.fully_connected(0, 1, 2, 3), _dequantize(3, 4)], [0], [4])
     assert _refusal(capsys, tmp_path, float_out, "float-out") == _expected(
         tmp_path, float_out, "float-out", "output", "an int8 model with float output (int8 inside, converted at its "
-        "ends)", own.INT8_IO_HOW)
+        "ends)", load.INT8_IO_HOW)
 
 
 def test_the_settings_named_make_a_model_the_build_takes(tmp_path, capsys):
@@ -121,7 +121,7 @@ def test_the_settings_named_make_a_model_the_build_takes(tmp_path, capsys):
     converter.representative_dataset = lambda: ([np.full((1, 3), v, np.float32)] for v in np.linspace(-1, 1, 16))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.int8
-    made = own.read_tflite(_write(tmp_path / "int8.tflite", bytes(converter.convert())))
+    made = load.read_tflite(_write(tmp_path / "int8.tflite", bytes(converter.convert())))
     assert (made.model.input.dtype, made.model.output.dtype) == ("INT8", "INT8")
     assert "QUANTIZE" not in made.model.ops and "DEQUANTIZE" not in made.model.ops
 

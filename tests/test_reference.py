@@ -132,9 +132,9 @@ def test_runtime_and_board_multipliers_on_a_model_where_they_round_apart():
     multiplied in float (the board's TFLM, Chirale 2.0.0) or in double (the runtime): the reference
     follows the runtime bit for bit, computes the board's answers apart, and the build's expectation
     names those rows with the board's answers, one step off on each."""
-    from pipeline.model import check_own, quantize
+    from pipeline.model import check, quantize
     flatbuffer, board = trained.board_rounding_tflite()
-    parsed, codes = tflite_model.read(flatbuffer), check_own.sweep_codes(4, None)
+    parsed, codes = tflite_model.read(flatbuffer), check.seeded_sweep(4)
     runtime = oracle.tflm_outputs(flatbuffer, codes)
     np.testing.assert_array_equal(reference.run(parsed, codes), runtime)
     expected, warning = quantize.board_expectations(parsed, codes)
@@ -191,13 +191,14 @@ def test_flatten_is_a_reshape_the_reference_and_aot_compute(tmp_path):
     """Keras' Flatten converts to RESHAPE (same scale and zero point): a no-op on the int8 codes, so
     the reference and the AOT engine run the model, bit-exact with TFLM."""
     import keras
-    from pipeline.model import own
+    from pipeline.model import load, quantize
     from test_aot import run_aot
     keras.utils.set_random_seed(3)
     model = keras.Sequential([keras.Input(shape=(3, 4)), keras.layers.Flatten(), keras.layers.Dense(5, activation="relu"),
                               keras.layers.Dense(2)])
     samples = np.random.default_rng(0).uniform(-3.0, 5.0, size=(200, 12))
-    tfl = own.convert(own.from_model(model, "test"), samples)
+    given = load.from_model(model, "test")
+    tfl = quantize.convert(given.model, None, rows=samples, input_shape=given.input_shape)
     parsed = tflite_model.read(tfl)
     assert "RESHAPE" in parsed.ops
     codes = trained.all_codes(12, count=500)

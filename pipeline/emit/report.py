@@ -1,11 +1,12 @@
-"""The build's report: report.json for programs, report.md and the pictures for people (fit.png and
-loss.png; confusion.png for a classifier)."""
+"""The build's report, of a model it trained or one it was given: report.json for programs, report.md
+for people, and the pictures of a training run (fit.png and loss.png; confusion.png for a classifier)."""
 from __future__ import annotations
 
 import functools
 import io
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -265,6 +266,63 @@ def _training_batch(r: dict[str, Any]) -> str:
 
 
 def markdown(r: dict[str, Any]) -> str:
+    """report.md: a trained model's data, training, what it learned and its check; a given model's
+    interface and check."""
+    return _trained_markdown(r) if "training" in r else _given_markdown(r)
+
+
+def _given_markdown(r: dict[str, Any]) -> str:
+    m, q, c = r["model"], r["quantization"], r["check"]
+    lines = [f"# Build report: {m['name']}", "",
+             f"Model: {m['source']}, {m['inputs']} input(s) (row-major), {m['outputs']} output(s)"
+             + (f", a classifier of {len(m['labels'])} classes ({', '.join(m['labels'])})" if m["task"] == "classify" else "")
+             + f"; engine {m['engine']}; not trained by this build.", "",
+             "## Quantization", "",
+             f"int8 input scale {q['input']['scale']:.6g} zero point {q['input']['zero_point']}, output scale "
+             f"{q['output']['scale']:.6g} zero point {q['output']['zero_point']}; input range "
+             f"[{q['input_range'][0]:g}, {q['input_range'][1]:g}].",
+             _flatbuffer_line(m), "",
+             "## Check", "",
+             f"{c['oracle']} over {c['sweep_count']} input rows; integer reference: {c['reference']}; "
+             + ("TFLM and the reference not both computed: not compared." if c["mismatches"] is None
+                else f"{c['mismatches']} mismatches between them."), ""]
+    if c["errors"] is None:
+        lines.append("Float vs int8: not computed: no float model was given (--float-model).")
+    else:
+        lines += [f"Float vs int8 against {c['float_model']}"
+                  + (f" on {r['data']['source']} and the sweep" if r["data"]["source"] else " on the sweep") + ":", "",
+                  *_error_table([("", c["errors"])]), "",
+                  f"Tolerance: {c['tolerance_lsb']:g} output steps: passed."]
+    return "\n".join(lines + _footprint_section(r)) + "\n"
+
+
+def _flatbuffer_line(m: dict[str, Any]) -> str:
+    return (f"Flatbuffer {m['tflite_bytes']} bytes, SHA-256 `{m['sha256']}`; ops {', '.join(m['ops'])}; "
+            f"tensor arena {m['arena_bytes']} B (TFLM measured {m['arena_measured_bytes']} B).")
+
+
+def _error_table(rows: list[tuple[str, dict[str, float]]]) -> list[str]:
+    """Float-vs-int8 figures as a table, a row per set of inputs (one unnamed set: no set column)."""
+    named = any(label for label, _ in rows)
+    head = ["set"] * named + ["MAE", "RMSE", "max abs", "max LSB", "L2 rel", "cosine"]
+    out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for label, e in rows:
+        cells = [label] * named + [f"{e['mae']:.4g}", f"{e['rmse']:.4g}", f"{e['max_abs']:.4g}", f"{e['max_lsb']:.3g}",
+                                   f"{e['l2_relative']:.3g}", f"{e['cosine']:.6f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _footprint_section(r: dict[str, Any]) -> list[str]:
+    if not r.get("footprint"):
+        return []
+    return ["", "## Footprint on the Cortex-M4 (QEMU mps2-an386, arm-none-eabi-gcc -Os)", "",
+            *footprint_lines(r["footprint"]), "",
+            "Engine + model only, without UART and startup code; instructions from `bench` under "
+            "`-icount shift=0`, minus an engine that computes nothing (docs/qemu.md)."]
+
+
+def _trained_markdown(r: dict[str, Any]) -> str:
     m, q, c = r["model"], r["quantization"], r["check"]
     sampled = r["data"].get("sample")
     lines = [f"# Build report: {m['name']}", "",
@@ -296,16 +354,13 @@ def markdown(r: dict[str, Any]) -> str:
               f"int8 input scale {q['input']['scale']:.6g} zero point {q['input']['zero_point']}, output scale "
               f"{q['output']['scale']:.6g} zero point {q['output']['zero_point']}; calibrated over "
               f"[{q['input_range'][0]:g}, {q['input_range'][1]:g}]; Dense weights {'per channel' if q['per_channel'] else 'per tensor'}.",
-              f"Flatbuffer {m['tflite_bytes']} bytes, SHA-256 `{m['sha256']}`; ops {', '.join(m['ops'])}; "
-              f"tensor arena {m['arena_bytes']} B (TFLM measured {m['arena_measured_bytes']} B).", "",
+              _flatbuffer_line(m), "",
               "## Check: float vs int8", "",
               (f"TFLM vs integer reference: {c['oracle']}, {c['mismatches']} mismatches over {c['sweep_count']} inputs."
                if c["mismatches"] is not None else
                f"TFLM vs integer reference: not compared ({c['oracle']}) over {c['sweep_count']} inputs."), "",
-              "| set | MAE | RMSE | max abs | max LSB | L2 rel | cosine |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for label, e in (("calibrated range", c["errors"]), ("all input codes" if m["inputs"] == 1 else "sweep", c["sweep_errors"])):
-        lines.append(f"| {label} | {e['mae']:.4g} | {e['rmse']:.4g} | {e['max_abs']:.4g} | {e['max_lsb']:.3g} | "
-                     f"{e['l2_relative']:.3g} | {e['cosine']:.6f} |")
+              *_error_table([("calibrated range", c["errors"]),
+                             ("all input codes" if m["inputs"] == 1 else "sweep", c["sweep_errors"])])]
     lines += ["", f"Tolerance: {c['tolerance_lsb']:g} output steps: passed.", "", "Probes:", "",
               "| x | float | int8 | |", "| --- | --- | --- | --- |"]
     for p in c["points"]:
@@ -313,39 +368,59 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{', '.join(f'{v:.4f}' for v in p['int8'])} | {'clipped' if p['clipped'] else ''} |")
     if r.get("classification"):
         lines += ["", *classification_lines(r["classification"])]
-    if r.get("footprint"):
-        lines += ["", "## Footprint on the Cortex-M4 (QEMU mps2-an386, arm-none-eabi-gcc -Os)", "",
-                  *footprint_lines(r["footprint"]), "",
-                  "Engine + model only, without UART and startup code; instructions from `bench` under "
-                  "`-icount shift=0`, minus an engine that computes nothing (docs/qemu.md)."]
+    lines += _footprint_section(r)
     lines += ["", "## Time", ""] + [f"- {k}: {v:.2f} s" for k, v in r["timings"].items()]
     return "\n".join(lines) + "\n"
 
 
-def assemble(*, facts, dataset, config, trained, explanation, result, engine: str, hidden: tuple[int, ...],
-             activation: str, tflite_bytes: int, timings: dict[str, float],
-             rows: dict[str, Any] | None = None, classification: dict[str, Any] | None = None) -> dict[str, Any]:
-    """report.json's content: every stage's outcome, machine-readable; a classifier's hold-out figures too."""
-    report = {
-        "model": {"name": facts.name, "inputs": facts.inputs, "outputs": facts.outputs, "hidden": list(hidden),
-                  "activation": activation, "engine": engine, "sha256": facts.sha256, "id": facts.id,
+def assemble(*, facts, result, engine: str, tflite_bytes: int, plan: dict[str, Any] | None,
+             source: str | None = None, data: str | None = None, training: Training | None = None,
+             classification: dict[str, Any] | None = None) -> dict[str, Any]:
+    """report.json's content: every stage's outcome, machine-readable. A trained model's data, training
+    and what it learned (training); a given one's file (source) and the rows it was judged on (data);
+    a classifier's hold-out figures."""
+    t = training
+    kind = ({"hidden": list(t.hidden), "activation": t.activation} if t is not None
+            else {"task": facts.task, "labels": list(facts.labels)})
+    report: dict[str, Any] = {
+        "model": {"name": facts.name, **({"source": source} if source is not None else {}), "inputs": facts.inputs,
+                  "outputs": facts.outputs, **kind, "engine": engine, "sha256": facts.sha256, "id": facts.id,
                   "tflite_bytes": tflite_bytes, "ops": list(facts.ops), "arena_bytes": facts.arena,
-                  "arena_measured_bytes": facts.arena_measured},
-        "data": {"source": dataset.source, "rows": int(len(dataset.x)), "names": list(dataset.names), "sample": rows},
-        "training": {"trainer": config.trainer, "epochs": config.epochs, "lr": config.lr, "optimizer": config.optimizer,
-                     "seed": config.seed, "batch_rows": min(config.batch_rows, int(len(dataset.x))), "seconds": trained.seconds, "final_loss": float(trained.losses[-1]),
-                     "trajectory": trained.trajectory},
-        "learned": explanation.as_dict(),
-        "quantization": {"input_range": list(facts.input_range), "per_channel": facts.per_channel,
-                         "input": {"scale": facts.input_scale, "zero_point": facts.input_zero_point},
-                         "output": {"scale": facts.output_scale, "zero_point": facts.output_zero_point}},
-        "check": result.as_dict(),
-        "lesson": result.lesson,
-        "timings": timings,
+                  "arena_measured_bytes": facts.arena_measured, "aot_plan": plan},
+        "data": {"source": data} if t is None else {"source": t.dataset.source, "rows": int(len(t.dataset.x)),
+                                                     "names": list(t.dataset.names), "sample": t.rows},
     }
+    if t is not None:
+        c, run = t.config, t.trained
+        report["training"] = {"trainer": c.trainer, "epochs": c.epochs, "lr": c.lr, "optimizer": c.optimizer,
+                              "seed": c.seed, "batch_rows": min(c.batch_rows, int(len(t.dataset.x))),
+                              "seconds": run.seconds, "final_loss": float(run.losses[-1]), "trajectory": run.trajectory}
+        report["learned"] = t.explanation.as_dict()
+    report["quantization"] = {"input_range": list(facts.input_range), "per_channel": facts.per_channel,
+                              "input": {"scale": facts.input_scale, "zero_point": facts.input_zero_point},
+                              "output": {"scale": facts.output_scale, "zero_point": facts.output_zero_point}}
+    report["check"] = result.as_dict()
+    if t is not None:
+        report["lesson"] = result.lesson
+        report["timings"] = t.timings
     if classification is not None:
         report["classification"] = classification
     return report
+
+
+@dataclass
+class Training:
+    """What a training run adds to the report: the data, the run, what the model learned."""
+
+    dataset: Dataset
+    config: Any
+    trained: Any
+    explanation: Any
+    hidden: tuple[int, ...]
+    activation: str
+    timings: dict[str, float]
+    rows: dict[str, Any] | None = None
+    """report.json's data.sample: rows with their float and int8 answers (sample())."""
 
 
 def footprint_lines(footprint: dict[str, Any] | None) -> list[str]:

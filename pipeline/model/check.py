@@ -1,4 +1,6 @@
-"""Keras float vs TFLM int8 vs the integer reference: agreement, error figures, and a verdict."""
+"""The one check of every model, trained or given: TFLM int8 vs the integer reference bit for bit on a
+sweep of the input space, float vs int8 within a tolerance (where there is a float model), a
+classifier's decisions; agreement, error figures, and a verdict."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,22 +46,50 @@ def default_tolerance_lsb(hidden: Sequence[int]) -> float:
     return DEFAULT_TOLERANCE_LSB + TOLERANCE_PER_HIDDEN_LAYER * len(hidden)
 
 
+FloatModel = Callable[[np.ndarray], np.ndarray]
+"""Float inputs [n, width] -> float outputs [n, outputs]: a trained or given Keras model, or a float .tflite."""
+
+RANDOM_ROWS = 512
+"""Random input code rows swept for a given model of more than one input (pipeline.int8.sweep.random_rows)."""
+RANDOM_SEED = 1
+"""Their seed: the same rows every build, and verify makes them again from it."""
+DATA_ROWS = 512
+"""At most this many rows of a given model's --data join its sweep, quantized as the device quantizes them."""
+
+
 @dataclass
 class CheckResult:
+    """What the check found, for a model the build trained and for one it was given alike."""
+
     sweep_codes: np.ndarray
-    sweep_float: np.ndarray
-    sweep_int8: np.ndarray
-    tflm_checked: bool
+    oracle: str
+    reference: str
+    """'agrees' when the integer reference (and so the AOT engine) computes the model, else why not."""
     mismatches: int | None
-    """None: TFLM was not there to compare with (no tflite-micro wheel)."""
-    errors: dict[str, float]
-    sweep_errors: dict[str, float]
+    """Rows where TFLM and the integer reference differ (0: the check passed only so); None when the
+    two were not both computed, so nothing was compared."""
+    sweep_float: np.ndarray | None
+    float_name: str | None
+    """The float model judged against; None: none was given, so no float figures."""
+    errors: dict[str, float] | None
+    tolerance_lsb: float | None
+    probes: np.ndarray
     points: list[dict[str, Any]] = field(default_factory=list)
-    curve: dict[str, np.ndarray] = field(default_factory=dict)
-    tolerance_lsb: float = DEFAULT_TOLERANCE_LSB
-    probes: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
-    lesson_x: float | None = None
     warnings: list[str] = field(default_factory=list)
+    random_rows: int = 0
+    """The sweep's first rows made from RANDOM_SEED (sweep.random_rows), not listed in model.json."""
+    sweep_errors: dict[str, float] | None = None
+    curve: dict[str, np.ndarray] = field(default_factory=dict)
+    lesson_x: float | None = None
+    decisions: dict[str, Any] | None = None
+    """A given classifier judged by its top class (decision_gate's figures); None when judged by steps
+    (a trained classifier's are in its classification figures)."""
+    trained: bool = False
+    """The build trained the model: its lines are the lesson's compact ones (README's example)."""
+
+    @property
+    def reference_applies(self) -> bool:
+        return self.reference == "agrees"
 
     @property
     def lesson(self) -> dict[str, Any] | None:
@@ -70,17 +100,22 @@ class CheckResult:
         return {"x": self.lesson_x, "float": point["float"][0], "int8": point["int8"][0], "clipped": point["clipped"]}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"oracle": "TFLM runtime (tflite-micro)" if self.tflm_checked else "integer reference only (no tflite-micro wheel)",
-                "mismatches": self.mismatches, "sweep_count": int(len(self.sweep_codes)),
+        return {"oracle": self.oracle, "reference": self.reference, "mismatches": self.mismatches,
+                "sweep_count": int(len(self.sweep_codes)), "float_model": self.float_name,
                 "tolerance_lsb": self.tolerance_lsb, "errors": self.errors, "sweep_errors": self.sweep_errors,
-                "points": self.points, "warnings": self.warnings}
+                "points": self.points, "warnings": self.warnings,
+                **({"decisions": self.decisions} if self.decisions is not None else {})}
 
     def sweep_meta(self, board: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
-        """model.json's sweep (pipeline.int8.sweep.shipped): a one-input model's codes are all 256 in
-        order, so they are not listed; board: rows the board's TFLM library answers otherwise."""
-        return sweep.shipped(self.sweep_codes, self.sweep_float, board=board)
+        """model.json's sweep (pipeline.int8.sweep.shipped): every code of a one-input model, not listed;
+        of a wider one, its random rows as their seed and about 64 K codes of rows in all; board: rows the
+        board's TFLM library answers otherwise, with its answers."""
+        return sweep.shipped(self.sweep_codes, self.sweep_float, RANDOM_SEED, self.random_rows, board)
 
     def lines(self) -> list[str]:
+        return self._trained_lines() if self.trained else self._given_lines()
+
+    def _trained_lines(self) -> list[str]:
         e = self.errors
         compared = (f"TFLM vs reference {self.mismatches} mismatches" if self.mismatches is not None
                     else "TFLM not compared (no tflite-micro wheel: the integer reference only)")
@@ -89,6 +124,26 @@ class CheckResult:
         for p in self.points:
             out.append(f"x = {row_text(p['x'])}: float {row_text(p['float'], '{:.4f}', ' ')}, "
                        f"int8 {row_text(p['int8'], '{:.4f}', ' ')}{' (clipped)' if p['clipped'] else ''}")
+        return out
+
+    def _given_lines(self) -> list[str]:
+        rows = f"over {len(self.sweep_codes)} input rows"
+        if self.mismatches is not None:
+            out = [f"check: {self.oracle} vs the integer reference (the AOT engine's arithmetic) {rows}: "
+                   f"{self.mismatches} mismatches"]
+        elif self.reference_applies:
+            out = [f"check: {self.oracle} {rows}; TFLM not compared (no tflite-micro wheel)"]
+        else:
+            out = [f"check: {self.oracle} {rows}; not compared: the integer reference {self.reference}"]
+        if self.errors is None:
+            out.append("float vs int8: not computed (no float model: give --float-model FILE.tflite|FILE.keras)")
+        else:
+            e = self.errors
+            limit = "reported" if self.decisions is not None else f"tolerance {self.tolerance_lsb:g}"
+            out.append(f"float vs int8 ({self.float_name}): MAE {e['mae']:.4g}, RMSE {e['rmse']:.4g}, max "
+                       f"{e['max_abs']:.4g} ({e['max_lsb']:.2f} LSB, {limit}), L2 rel {e['l2_relative']:.3g}")
+        if self.decisions is not None:
+            out.append(decision_line(self.decisions))
         return out
 
 
@@ -147,12 +202,23 @@ def probe_inputs(data: Dataset, input_range: tuple[float, float]) -> np.ndarray:
 
 
 def sweep_codes(tfl: TfliteModel, data: Dataset, input_range: tuple[float, float]) -> np.ndarray:
-    """Every input code for a one-input model; otherwise points of the range and the training rows."""
+    """A trained model's sweep: every input code for one input; otherwise points of the range and the training rows."""
     if data.inputs == 1:
-        return np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
+        return sweep.every_code().rows()
     rng = np.random.default_rng(1)
     x = np.vstack([rng.uniform(*input_range, size=(256, data.inputs)), data.x])
     return quant.quantize(x, float(tfl.input.scales[0]), int(tfl.input.zero_points[0]))
+
+
+def seeded_sweep(width: int, data_codes: np.ndarray | None = None) -> np.ndarray:
+    """A given model's sweep: every code of a one-input model; else RANDOM_ROWS seeded random rows
+    (which model.json names by their seed), then up to DATA_ROWS of the data's rows."""
+    if width == 1:
+        return sweep.every_code().rows()
+    rows = [sweep.random_rows(RANDOM_SEED, width, 0, RANDOM_ROWS)]
+    if data_codes is not None:
+        rows.append(np.asarray(data_codes, dtype=np.int8)[:DATA_ROWS])
+    return np.concatenate(rows)
 
 
 def _int8_path(tfl: TfliteModel, x: np.ndarray) -> np.ndarray:
@@ -177,12 +243,12 @@ def judged_inputs(tfl: TfliteModel, data: Dataset, input_range: tuple[float, flo
     return x[inside(x, input_range)]
 
 
-def underfit_warning(model: keras.Model, data: Dataset) -> str | None:
+def underfit_warning(predict: FloatModel, data: Dataset) -> str | None:
     """One line when the float model explains too little of y: int8 cannot fix what float got wrong.
     Not for a classifier, whose one-hot targets have no variance to explain: see classify()."""
     if data.classify:
         return None
-    residual = np.mean((_float(model, data.x) - data.y) ** 2, axis=0)
+    residual = np.mean((predict(data.x) - data.y) ** 2, axis=0)
     variance = np.var(data.y.astype(np.float64), axis=0)
     share = np.where(variance > 0, residual / np.where(variance > 0, variance, 1), 0.0)
     worst = int(np.argmax(share))
@@ -194,61 +260,132 @@ def underfit_warning(model: keras.Model, data: Dataset) -> str | None:
             "noisy, or the model underfits: train longer (--epochs, --lr, --optimizer adam) or add --hidden layers")
 
 
-def run(model: keras.Model, tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float, float],
-        tolerance_lsb: float = DEFAULT_TOLERANCE_LSB, gate_steps: bool = True) -> CheckResult:
-    """The check; gate_steps False (a classifier, judged by its decisions: decision_gate) reports the
-    float-vs-int8 steps without refusing on them."""
+FEW_CODES = 8
+"""An input column of the data spanning fewer int8 codes than this is all but constant to the device."""
+
+
+def resolution_warnings(data: Dataset, scale: float) -> list[str]:
+    """One int8 input tensor has one scale for all its values: a column of far narrower range
+    than the others gets few codes, and the device barely sees it."""
+    span = (data.x.max(axis=0) - data.x.min(axis=0)) / scale
+    narrow = [k for k in range(data.inputs) if span[k] < FEW_CODES and np.unique(data.x[:, k]).size > FEW_CODES]
+    if not narrow:
+        return []
+    shown = ", ".join(f"{data.names[k]} ({span[k]:.1f})" for k in narrow[:6]) + (", ..." if len(narrow) > 6 else "")
+    return [f"{len(narrow)} input column(s) of the data span fewer than {FEW_CODES} int8 codes at the input scale "
+            f"{scale:.6g}: {shown}; the input tensor has one scale for every value, so the device barely sees them. "
+            "Scale the inputs to similar ranges before they reach the model"]
+
+
+def _oracles(tflite: bytes, tfl: TfliteModel, codes: np.ndarray) -> tuple[str, str, np.ndarray | None, int | None]:
+    """TFLM (where its wheel is) against the integer reference (where it computes the model), bit for
+    bit on the sweep: the oracle's name, the reference's verdict, its answers and the mismatches
+    (None: not both computed). Raises CheckError on the first row they differ."""
+    want, name = oracle.int8_outputs(tflite, codes)
+    oracle_name = "TFLM runtime (tflite-micro)" if name == "tflm" else "integer reference only (no tflite-micro wheel)"
+    try:
+        ref = reference.run(tfl, codes)
+        verdict = "agrees"
+    except reference.UnsupportedModelError as refusal:
+        return oracle_name, f"does not compute this model ({refusal})", None, None
+    if name != "tflm":
+        return oracle_name, verdict, ref, None
+    differ = np.any(ref != want, axis=1)
+    if differ.any():
+        first = int(np.flatnonzero(differ)[0])
+        raise CheckError(f"the integer reference disagrees with TFLM on {int(differ.sum())} of {len(codes)} rows "
+                         f"(first: codes [{row_text(codes[first])}] -> TFLM [{row_text(want[first])}], "
+                         f"reference [{row_text(ref[first])}])")
+    return oracle_name, verdict, ref, 0
+
+
+def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float, float],
+        float_model: FloatModel | None, tolerance_lsb: float = DEFAULT_TOLERANCE_LSB, *, trained: bool,
+        float_name: str | None = None, data_given: bool = True, gate_steps: bool = True) -> CheckResult:
+    """The check of every model: TFLM and the integer reference agree on a sweep of the input space,
+    and the int8 model stays within tolerance_lsb output steps of the float model inside the range.
+
+    data: the training rows of a trained model; of a given one, the rows it is judged on (--data's
+    inputs, or points of the range where data_given is False). float_model None (a given int8 model
+    alone): no float figures, "not computed". gate_steps False (a classifier judged by its decisions:
+    decision_gate) reports the float-vs-int8 steps without refusing on them."""
     i, o = tfl.input, tfl.output
     in_scale, in_zp = float(i.scales[0]), int(i.zero_points[0])
     out_scale, out_zp = float(o.scales[0]), int(o.zero_points[0])
+    if trained:
+        codes, random_rows = sweep_codes(tfl, data, input_range), 0
+    else:
+        data_codes = quant.quantize(data.x, in_scale, in_zp) if data_given else None
+        codes = seeded_sweep(data.inputs, data_codes)
+        random_rows = RANDOM_ROWS if data.inputs > 1 else 0
+    oracle_name, verdict, ref, mismatches = _oracles(tflite, tfl, codes)
 
-    codes = sweep_codes(tfl, data, input_range)
-    ref = reference.run(tfl, codes)
-    tflm_checked = oracle.tflm_available()
-    mismatches = None  # not compared: without the tflite-micro wheel the reference is the only oracle
-    if tflm_checked:
-        tflm = oracle.tflm_outputs(tflite, codes)
-        mismatches = int(np.count_nonzero(np.any(tflm != ref, axis=1)))
-        if mismatches:
-            first = int(np.flatnonzero(np.any(tflm != ref, axis=1))[0])
-            raise CheckError(f"the integer reference disagrees with TFLM on {mismatches} of {len(codes)} inputs "
-                             f"(first: codes [{row_text(codes[first])}] -> TFLM [{row_text(tflm[first])}], "
-                             f"reference [{row_text(ref[first])}])")
-    sweep_float = _float(model, quant.dequantize(codes, in_scale, in_zp))
-    sweep_errors = metrics.compare(sweep_float, quant.dequantize(ref, out_scale, out_zp), out_scale)
-
-    lo, hi = input_range
-    x = judged_inputs(tfl, data, input_range, codes)
-    float_y, int8_y = _float(model, x), _int8_path(tfl, x)
-    errors = metrics.compare(float_y, int8_y, out_scale)
+    def device(x: np.ndarray) -> np.ndarray:
+        """What the device answers for float inputs: quantize, run, dequantize."""
+        if trained:
+            return _int8_path(tfl, x)
+        return quant.dequantize(oracle.int8_outputs(tflite, quant.quantize(x, in_scale, in_zp))[0], out_scale, out_zp)
 
     probes = probe_inputs(data, input_range)
-    probe_float, probe_int8 = _float(model, probes), _int8_path(tfl, probes)
+    probe_int8 = device(probes)
     clipped = ~inside(probes, input_range)
-    points = [{"x": p.tolist(), "float": f.tolist(), "int8": q.tolist(), "clipped": bool(c)}
-              for p, f, q, c in zip(probes, probe_float, probe_int8, clipped)]
-    lesson_x = LESSON_X if [LESSON_X] in probes.tolist() and data.x[:, 0].tolist() == list(SEED_XS) else None
+    warnings = resolution_warnings(data, in_scale) if data_given and not trained else []
+    result = CheckResult(codes, oracle_name, verdict, mismatches, None, None, None, None, probes, warnings=warnings,
+                         random_rows=random_rows, trained=trained)
+    if float_model is None:
+        result.points = [{"x": p.tolist(), "int8": q.tolist(), "clipped": bool(c)}
+                         for p, q, c in zip(probes, probe_int8, clipped)]
+        return result
 
-    curve = {}
-    if data.inputs == 1:
-        span = hi - lo
-        cx = np.linspace(min(lo, float(probes.min())) - 0.1 * span, max(hi, float(probes.max())) + 0.1 * span,
-                         400, dtype=np.float32).reshape(-1, 1)
-        curve = {"x": cx[:, 0], "float": _float(model, cx)[:, 0], "int8": _int8_path(tfl, cx)[:, 0]}
+    swept = quant.dequantize(codes, in_scale, in_zp)
+    result.sweep_float = float_model(swept)
+    if ref is not None:
+        result.sweep_errors = metrics.compare(result.sweep_float, quant.dequantize(ref, out_scale, out_zp), out_scale)
+    if trained:
+        x = judged_inputs(tfl, data, input_range, codes)
+    else:
+        x = np.vstack([data.x, swept]).astype(np.float32)
+        x = x[inside(x, input_range)]
+    float_y, int8_y = float_model(x), device(x)
+    result.float_name = float_name or "the float model"
+    result.errors = metrics.compare(float_y, int8_y, out_scale)
+    result.tolerance_lsb = tolerance_lsb
+    result.points = [{"x": p.tolist(), "float": f.tolist(), "int8": q.tolist(), "clipped": bool(c)}
+                     for p, f, q, c in zip(probes, float_model(probes), probe_int8, clipped)]
+    if trained:
+        result.lesson_x = LESSON_X if [LESSON_X] in probes.tolist() and data.x[:, 0].tolist() == list(SEED_XS) else None
+        result.curve = _curve(tfl, float_model, probes, input_range) if data.inputs == 1 else {}
+    if gate_steps and result.errors["max_lsb"] > tolerance_lsb:
+        raise CheckError(_too_far(result, data, x, float_y, int8_y, input_range))
+    warning = underfit_warning(float_model, data) if trained else None
+    result.warnings += [warning] if warning else []
+    return result
 
-    if gate_steps and errors["max_lsb"] > tolerance_lsb:
-        row, col = np.unravel_index(int(np.argmax(np.abs(int8_y - float_y))), float_y.shape)
-        where = row_text(x[row])
-        hits = np.flatnonzero(np.all(np.asarray(data.x, dtype=np.float32) == x[row], axis=1))
-        where = f"{data.where(int(hits[0]))} (x = {where})" if hits.size else f"x = {where}"
-        which = f"output {col + 1}: " if data.outputs > 1 else ""
-        raise CheckError(f"the int8 model is {errors['max_lsb']:.2f} output steps ({errors['max_abs']:.4g}) from the float "
-                         f"model at {where} ({which}float {float_y[row, col]:.4f}, int8 {int8_y[row, col]:.4f}), inside "
-                         f"the calibrated range [{lo:g}, {hi:g}]; tolerance {tolerance_lsb:g} steps (--tolerance-lsb). "
-                         "Narrow --input-range, train longer, or raise the tolerance")
-    warning = underfit_warning(model, data)
-    return CheckResult(codes, sweep_float, ref, tflm_checked, mismatches, errors, sweep_errors, points, curve,
-                       tolerance_lsb, probes, lesson_x, [warning] if warning else [])
+
+def _curve(tfl: TfliteModel, float_model: FloatModel, probes: np.ndarray,
+           input_range: tuple[float, float]) -> dict[str, np.ndarray]:
+    """A one-input model's float and int8 answers over the range and its probes, for fit.png."""
+    lo, hi = input_range
+    span = hi - lo
+    cx = np.linspace(min(lo, float(probes.min())) - 0.1 * span, max(hi, float(probes.max())) + 0.1 * span,
+                     400, dtype=np.float32).reshape(-1, 1)
+    return {"x": cx[:, 0], "float": float_model(cx)[:, 0], "int8": _int8_path(tfl, cx)[:, 0]}
+
+
+def _too_far(result: CheckResult, data: Dataset, x: np.ndarray, float_y: np.ndarray, int8_y: np.ndarray,
+             input_range: tuple[float, float]) -> str:
+    """Where the int8 model strays furthest from the float one, by the data's line when it is a data row."""
+    errors = result.errors or {}
+    row, col = np.unravel_index(int(np.argmax(np.abs(int8_y - float_y))), float_y.shape)
+    where = f"x = {row_text(x[row])}"
+    hits = np.flatnonzero(np.all(np.asarray(data.x, dtype=np.float32) == x[row], axis=1))
+    where = f"{data.where(int(hits[0]))} ({where})" if hits.size else where
+    which = f"output {col + 1}: " if float_y.shape[1] > 1 else ""
+    remedy = ". Narrow --input-range, train longer, or raise the tolerance" if result.trained else ""
+    return (f"the int8 model is {errors['max_lsb']:.2f} output steps ({errors['max_abs']:.4g}) from {result.float_name} "
+            f"at {where} ({which}float {float_y[row, col]:.4f}, int8 {int8_y[row, col]:.4f}), inside the calibrated "
+            f"range [{input_range[0]:g}, {input_range[1]:g}]; tolerance {result.tolerance_lsb:g} steps "
+            f"(--tolerance-lsb){remedy}")
 
 
 CLASSIFY_TOLERANCE_LSB = 16.0

@@ -27,7 +27,7 @@ _CUSTOM = 32
 
 
 class Traced(Protocol):
-    """What pipeline.model.own.KerasModel gives: the renamed model and how to trace a tensor to its layer."""
+    """What pipeline.model.load.KerasModel gives: the renamed model and how to trace a tensor to its layer."""
 
     model: keras.Model
     input_shape: tuple[int, ...]
@@ -72,28 +72,28 @@ def _text(name: bytes | str) -> str:
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
-def refusal(own: Traced, tflm_has: Callable[[str], object], tree: str) -> str | None:
+def refusal(given: Traced, tflm_has: Callable[[str], object], tree: str) -> str | None:
     """Why the model cannot be deployed, naming the layer, its class and the op, when its float conversion
     (batch of one, as the int8 one) holds an op no engine runs or TensorFlow cannot convert it at all;
     None when every op is one the project runs. Nothing is calibrated."""
     try:
-        data = quantize.float_tflite(quantize.batch_of_one(own.model, own.input_shape))
+        data = quantize.float_tflite(quantize.batch_of_one(given.model, given.input_shape))
     except Exception as exc:  # ConverterError, or any failure of the converter on this model
-        return _converter_refusal(own, str(exc) or type(exc).__name__)
-    refused = [(op, _layer_of(own, op)) for op in main_graph_ops(data) if not runnable(op.op, tflm_has)]
+        return _converter_refusal(given, str(exc) or type(exc).__name__)
+    refused = [(op, _layer_of(given, op)) for op in main_graph_ops(data) if not runnable(op.op, tflm_has)]
     if not refused:
         return None
     layer = refused[0][1]
     ops = list(dict.fromkeys(op.op for op, of in refused if of == layer)) if layer else [refused[0][0].op]
     if layer:
-        what = f"layer '{layer}' ({_layer_class(own, layer)}) becomes {_named(ops)}"
+        what = f"layer '{layer}' ({_layer_class(given, layer)}) becomes {_named(ops)}"
     else:
         what = f"op {refused[0][0].index} {ops[0]} (its tensors name no Keras layer)"
-    return f"{what}, which the int8 pipeline cannot run ({_why(ops, tree)}); {_remedy(own, layer)}"
+    return f"{what}, which the int8 pipeline cannot run ({_why(ops, tree)}); {_remedy(given, layer)}"
 
 
-def _layer_of(own: Traced, op: FloatOp) -> str:
-    return next((found for found in map(own.layer_of, op.outputs) if found), "")
+def _layer_of(given: Traced, op: FloatOp) -> str:
+    return next((found for found in map(given.layer_of, op.outputs) if found), "")
 
 
 def _named(ops: list[str]) -> str:
@@ -117,9 +117,9 @@ def _why(ops: list[str], tree: str) -> str:
     return "; ".join(reasons)
 
 
-def _remedy(own: Traced, name: str) -> str:
+def _remedy(given: Traced, name: str) -> str:
     """Unrolling, for a recurrent layer: with its time steps fixed it converts to plain ops the TFLM engine runs."""
-    layer = _layer(own, name)
+    layer = _layer(given, name)
     inner = getattr(layer, "forward_layer", None) if isinstance(layer, keras.layers.Bidirectional) else None
     if isinstance(layer, keras.layers.RNN) or isinstance(inner, keras.layers.RNN):
         made = (f"Bidirectional({type(inner).__name__}(..., unroll=True))" if inner is not None
@@ -128,28 +128,28 @@ def _remedy(own: Traced, name: str) -> str:
     return "replace the layer, or export the model without it"
 
 
-def _layer(own: Traced, name: str) -> keras.layers.Layer | None:
-    """The (renamed) layer an original name stands for in own.model."""
-    names = [layer.name for layer in own.model.layers]
-    wanted = f"tinyml_layer{own.layer_names.index(name)}x" if name in own.layer_names else name
-    return own.model.layers[names.index(wanted)] if wanted in names else None
+def _layer(given: Traced, name: str) -> keras.layers.Layer | None:
+    """The (renamed) layer an original name stands for in given.model."""
+    names = [layer.name for layer in given.model.layers]
+    wanted = f"tinyml_layer{given.layer_names.index(name)}x" if name in given.layer_names else name
+    return given.model.layers[names.index(wanted)] if wanted in names else None
 
 
-def _layer_class(own: Traced, name: str) -> str:
-    layer = _layer(own, name)
+def _layer_class(given: Traced, name: str) -> str:
+    layer = _layer(given, name)
     return type(layer).__name__ if layer is not None else "a layer"
 
 
-def _converter_refusal(own: Traced, message: str) -> str:
+def _converter_refusal(given: Traced, message: str) -> str:
     """A converter error as one line: the layer and class its MLIR location names, and the TensorFlow op
     that has no TFLite builtin (the converter's 'TF Select ops: Cumprod'), else its first error line."""
-    layer = own.layer_of(message)
-    who = f"layer '{layer}' ({_layer_class(own, layer)})" if layer else "the model"
+    layer = given.layer_of(message)
+    who = f"layer '{layer}' ({_layer_class(given, layer)})" if layer else "the model"
     select = re.search(r"TF Select ops: ([^\n]+)", message)
     if select:
         return (f"{who} uses TensorFlow's {select.group(1).strip()}, which has no TFLite builtin op, so the "
                 f"converter cannot take it (the device runs builtin ops only); "
-                f"{_remedy(own, layer) if layer else 'replace the layer, or export the model without it'}")
+                f"{_remedy(given, layer) if layer else 'replace the layer, or export the model without it'}")
     reason = next((line for line in message.splitlines() if "error:" in line), message.splitlines()[0])
     reason = re.sub(r"^.*error: (loc\(.*?\)\)\)*: )?", "", reason).strip()
     return f"TensorFlow's converter cannot take {who}: {reason[:240]}"

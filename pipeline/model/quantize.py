@@ -1,4 +1,4 @@
-"""Full-integer int8 conversion, calibrated over a declared input range."""
+"""Full-integer int8 conversion, calibrated over a declared input range and the data rows."""
 from __future__ import annotations
 
 import contextlib
@@ -54,16 +54,23 @@ def calibration_rows(model: keras.Model, rows: np.ndarray, row_shape: tuple[int,
     return rows[sorted(picked)]
 
 
-def convert(model: keras.Model, input_range: tuple[float, float], per_channel: bool = False,
-            rows: np.ndarray | None = None) -> bytes:
+def convert(model: keras.Model, input_range: tuple[float, float] | None, per_channel: bool = False,
+            rows: np.ndarray | None = None, input_shape: tuple[int, ...] | None = None) -> bytes:
     """int8 weights, activations, input and output; Dense per-tensor unless asked (the Nano's TFLM needs it).
-    Calibrated on the input box (its corners and uniform samples: the int8 input covers input_range)
-    and on the data rows, so that the outputs cover what the model answers on its data."""
-    lo, hi = input_range
-    samples = calibration_inputs(lo, hi, int(model.inputs[0].shape[-1]))
+    The one conversion of every Keras model, trained or given. Calibrated on the input box of input_range
+    when given (its corners and uniform samples: the int8 input covers it) and on the data rows
+    (calibration_rows), so that the outputs cover what the model answers on its data.
+
+    input_shape: one row's shape, for a given model: it is converted on a batch of one, so a Flatten is
+    one RESHAPE, not the SHAPE, STRIDED_SLICE and PACK a batch of any size needs."""
+    width = int(np.prod(input_shape)) if input_shape else int(model.inputs[0].shape[-1])
+    samples = []
+    if input_range is not None:
+        samples.append(calibration_inputs(*input_range, width))
     if rows is not None and len(rows):
-        samples = np.vstack([samples, calibration_rows(model, rows)])
-    return full_int8(model, samples, (-1,), per_channel)
+        samples.append(calibration_rows(model, rows, input_shape or (-1,)))
+    single = model if input_shape is None else batch_of_one(model, input_shape)
+    return full_int8(single, np.vstack(samples), input_shape or (-1,), per_channel)
 
 
 def full_int8(model: keras.Model, samples: np.ndarray, row_shape: tuple[int, ...], per_channel: bool) -> bytes:

@@ -290,14 +290,15 @@ def test_a_model_of_two_inputs_is_refused(made, capsys):
 
 
 def test_a_layer_the_converter_cannot_take_is_named(made):
-    from pipeline.model import own
+    from pipeline.model import load, quantize
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="mix"),
                               keras.layers.Lambda(lambda v: tf.math.cumprod(v, axis=1), name="running_product"),
                               keras.layers.Dense(1)])
-    given = own.from_model(model, "--keras product.keras")
-    with pytest.raises(own.OwnModelError) as refused:
-        own.convert(given, np.random.default_rng(0).uniform(-1, 1, size=(16, 4)))
-    message = str(refused.value)
+    given = load.from_model(model, "--keras product.keras")
+    with pytest.raises(Exception) as refused:
+        quantize.convert(given.model, None, rows=np.random.default_rng(0).uniform(-1, 1, size=(16, 4)),
+                         input_shape=given.input_shape)
+    message = str(given.conversion_error(refused.value))
     assert "the int8 converter cannot take layer running_product (op tf.Cumprod)" in message
 
 
@@ -313,7 +314,7 @@ def test_training_arguments_and_mismatched_data_are_refused(made, capsys):
 
 def test_an_input_column_of_few_codes_is_warned_about():
     """One scale for the whole input tensor: a column 500 times narrower than its neighbour gets one code."""
-    from pipeline.model.check_own import resolution_warnings
+    from pipeline.model.check import resolution_warnings
     from pipeline.model.data import Dataset
     x = np.column_stack([np.linspace(0, 255, 100), np.linspace(0, 0.5, 100), np.linspace(0, 9, 100)])
     rows = Dataset(x, np.zeros((100, 0)), "t.csv", ("wide", "narrow", "nine"), (0.0, 255.0))

@@ -1,5 +1,5 @@
-"""A model trained elsewhere: a saved Keras model to convert, an int8 .tflite to deploy as it is,
-and the float model the int8 one is judged against."""
+"""The model files a build is given instead of training one: a saved Keras model to convert, an int8
+.tflite to deploy as it is, and the float model the int8 one is judged against."""
 from __future__ import annotations
 
 import re
@@ -7,7 +7,6 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -16,7 +15,7 @@ import keras
 from pipeline.capture import fd_output
 from pipeline.errors import BadInput
 from pipeline.int8 import tflite_model
-from pipeline.model import quantize
+from pipeline.model.check import FloatModel
 from pipeline.model.data import regular_file
 from pipeline.int8.tflite_model import TfliteModel
 
@@ -27,11 +26,8 @@ FULL_INT8_HOW = ("make a full-int8 model: TFLiteConverter with optimizations [tf
 LAYER_NAME = re.compile(r"tinyml_layer(\d+)x")
 """Layers are renamed to this before conversion, so each op's tensor names say which layer made it."""
 
-FloatModel = Callable[[np.ndarray], np.ndarray]
-"""Float inputs [n, width] -> float outputs [n, outputs]."""
 
-
-class OwnModelError(BadInput, ValueError):
+class ModelFileError(BadInput, ValueError):
     """A model file this build cannot deploy, and why."""
 
 
@@ -65,6 +61,18 @@ class KerasModel:
         exact = next((name for name in kept if name in parts), "")
         return exact or next((name for name in kept for part in parts if re.fullmatch(re.escape(name) + r"_\d+", part)), "")
 
+    def conversion_error(self, exc: Exception) -> ModelFileError:
+        """What the converter refused, by layer and op, from its MLIR locations ('tf.Cumprod' at .../layer/...)."""
+        message = str(exc)
+        op = re.search(r"'(tf\.[A-Za-z0-9_]+|tfl\.[A-Za-z0-9_]+)' op", message)
+        layer = self.layer_of(message)
+        what = f"layer {layer}" if layer else "a layer"
+        reason = next((line.strip() for line in message.splitlines() if "error:" in line),
+                      message.splitlines()[0] if message else "")
+        reason = re.sub(r"^.*error: (loc\(.*?\)\)\)*: )?", "", reason)
+        return ModelFileError(f"{self.source}: the int8 converter cannot take {what}"
+                              f"{f' (op {op.group(1)})' if op else ''}: {reason[:240]}")
+
 
 WANTED = {"--keras": "a Keras 3 .keras file", "--tflite": "an int8 .tflite file",
           "--float-model": "a .keras or float .tflite file"}
@@ -74,26 +82,26 @@ WANTED = {"--keras": "a Keras 3 .keras file", "--tflite": "an int8 .tflite file"
 def _exists(path: Path, flag: str) -> None:
     """A readable regular file, judged as --data is (a directory, FIFO or /dev/zero is never opened)."""
     where = f"{flag} {path}"
-    regular_file(path, where, WANTED.get(flag, "a model file"), OwnModelError)
+    regular_file(path, where, WANTED.get(flag, "a model file"), ModelFileError)
     try:
         with open(path, "rb"):
             pass
     except OSError as exc:
-        raise OwnModelError(f"{where}: cannot read: {exc.strerror}") from None
+        raise ModelFileError(f"{where}: cannot read: {exc.strerror}") from None
 
 
 def load_keras(path: Path, flag: str = "--keras") -> KerasModel:
     """A saved Keras 3 model with one input and one output, its layers renamed for the messages."""
     _exists(path, flag)
     if path.suffix != ".keras":
-        raise OwnModelError(f"{flag} {path}: expected a Keras 3 .keras file (model.save('model.keras'))")
+        raise ModelFileError(f"{flag} {path}: expected a Keras 3 .keras file (model.save('model.keras'))")
     _keras_archive(path, flag)
     try:
         with warnings.catch_warnings(), fd_output(2):
             warnings.simplefilter("ignore")
             model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many kinds; each means "not a model this build can read"
-        raise OwnModelError(f"{flag} {path}: Keras cannot load it: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        raise ModelFileError(f"{flag} {path}: Keras cannot load it: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     return from_model(model, f"{flag} {path}")
 
 
@@ -104,21 +112,21 @@ def _keras_archive(path: Path, flag: str) -> None:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
     except (zipfile.BadZipFile, OSError):
-        raise OwnModelError(f"{flag} {path}: not a Keras 3 .keras file: not a zip archive "
+        raise ModelFileError(f"{flag} {path}: not a Keras 3 .keras file: not a zip archive "
                             "(model.save('model.keras') writes one)") from None
     if "config.json" not in names:
-        raise OwnModelError(f"{flag} {path}: not a Keras 3 .keras file: its zip archive holds no config.json "
+        raise ModelFileError(f"{flag} {path}: not a Keras 3 .keras file: its zip archive holds no config.json "
                             "(model.save('model.keras') writes one)")
 
 
 def from_model(model: keras.Model, source: str) -> KerasModel:
     """A Keras model with one input and one output, its layers renamed so each op names its layer."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise OwnModelError(f"{source}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
+        raise ModelFileError(f"{source}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
                             "outputs; the device takes one input tensor and gives one output tensor")
     shape = tuple(model.inputs[0].shape[1:])
     if not shape or any(d is None for d in shape):
-        raise OwnModelError(f"{source}: input shape {tuple(model.inputs[0].shape)} has a dimension of no fixed "
+        raise ModelFileError(f"{source}: input shape {tuple(model.inputs[0].shape)} has a dimension of no fixed "
                             "size besides the batch; the device needs every input's place fixed")
     names: list[str] = []
 
@@ -147,28 +155,6 @@ def keras_outputs(model: keras.Model, shape: tuple[int, ...], x: np.ndarray, chu
     return np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
-def convert(own: KerasModel, samples: np.ndarray, per_channel: bool = False) -> bytes:
-    """Full int8, calibrated on samples [n, width], with a batch of one: a Flatten is then one
-    RESHAPE, not the SHAPE, STRIDED_SLICE and PACK a batch of any size needs."""
-    fixed = keras.Input(batch_shape=(1, *own.input_shape))
-    single = keras.Model(fixed, own.model(fixed))
-
-    try:
-        return quantize.full_int8(single, samples, own.input_shape, per_channel)
-    except Exception as exc:  # ConverterError, or a calibration failure inside the converter
-        raise OwnModelError(f"{own.source}: the int8 converter cannot take {_refused(own, str(exc))}") from None
-
-
-def _refused(own: KerasModel, message: str) -> str:
-    """The layer and op of a converter error, from its MLIR locations ('tf.Cumprod' at .../layer/...)."""
-    op = re.search(r"'(tf\.[A-Za-z0-9_]+|tfl\.[A-Za-z0-9_]+)' op", message)
-    layer = own.layer_of(message)
-    what = f"layer {layer}" if layer else "a layer"
-    reason = next((line.strip() for line in message.splitlines() if "error:" in line), message.splitlines()[0] if message else "")
-    reason = re.sub(r"^.*error: (loc\(.*?\)\)\)*: )?", "", reason)
-    return f"{what}{f' (op {op.group(1)})' if op else ''}: {reason[:240]}"
-
-
 @dataclass(frozen=True)
 class Int8File:
     tflite: bytes
@@ -182,15 +168,15 @@ def read_tflite(path: Path, flag: str = "--tflite") -> Int8File:
     data = path.read_bytes()
     model = _parse(data, path, flag)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise OwnModelError(f"{flag} {path}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
+        raise ModelFileError(f"{flag} {path}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
                             "outputs; the device takes one input tensor and gives one output tensor")
     for role, tensor in (("input", model.input), ("output", model.output)):
         if tensor.dtype != "INT8":
             kind, how = model_kind(model)
-            raise OwnModelError(f"{flag} {path}: its {role} tensor '{tensor.name}' is {tensor.dtype}, so it is {kind}; "
+            raise ModelFileError(f"{flag} {path}: its {role} tensor '{tensor.name}' is {tensor.dtype}, so it is {kind}; "
                                 f"the device runs full-int8 models (int8 input, activations and output) only: {how}")
         if tensor.scales.size != 1:
-            raise OwnModelError(f"{flag} {path}: its {role} tensor '{tensor.name}' has {tensor.scales.size} scales; "
+            raise ModelFileError(f"{flag} {path}: its {role} tensor '{tensor.name}' has {tensor.scales.size} scales; "
                                 "the device needs one (per-tensor) scale on input and output")
     return Int8File(data, model, str(path))
 
@@ -234,31 +220,31 @@ def model_kind(model: TfliteModel) -> tuple[str, str]:
 
 def _parse(data: bytes, path: Path, flag: str) -> TfliteModel:
     if data[4:8] != b"TFL3":
-        raise OwnModelError(f"{flag} {path}: not a TFLite flatbuffer (no TFL3 identifier at byte 4)")
+        raise ModelFileError(f"{flag} {path}: not a TFLite flatbuffer (no TFL3 identifier at byte 4)")
     try:
         return tflite_model.read(data)
     except tflite_model.ModelFormatError as exc:
-        raise OwnModelError(f"{flag} {path}: {exc}") from None
+        raise ModelFileError(f"{flag} {path}: {exc}") from None
 
 
 def float_model(path: Path, width: int, flag: str = "--float-model") -> tuple[FloatModel, str]:
     """The float model an int8 .tflite came from: a .keras or a float .tflite, and how it is named."""
     _exists(path, flag)
     if path.suffix == ".keras":
-        own = load_keras(path, flag)
-        if own.width != width:
-            raise OwnModelError(f"{flag} {path}: it takes {own.width} inputs, the int8 model {width}")
-        return own, f"Keras model {path.name}"
+        given = load_keras(path, flag)
+        if given.width != width:
+            raise ModelFileError(f"{flag} {path}: it takes {given.width} inputs, the int8 model {width}")
+        return given, f"Keras model {path.name}"
     if path.suffix != ".tflite":
-        raise OwnModelError(f"{flag} {path}: expected FILE.keras or a float FILE.tflite")
+        raise ModelFileError(f"{flag} {path}: expected FILE.keras or a float FILE.tflite")
     data = path.read_bytes()
     parsed = _parse(data, path, flag)
     if parsed.input.dtype != "FLOAT32" or parsed.output.dtype != "FLOAT32":
-        raise OwnModelError(f"{flag} {path}: its input and output are {parsed.input.dtype} and "
+        raise ModelFileError(f"{flag} {path}: its input and output are {parsed.input.dtype} and "
                             f"{parsed.output.dtype}; the float model's must be FLOAT32")
     shape = parsed.input.shape
     if int(np.prod(shape[1:])) != width:
-        raise OwnModelError(f"{flag} {path}: it takes {int(np.prod(shape[1:]))} inputs, the int8 model {width}")
+        raise ModelFileError(f"{flag} {path}: it takes {int(np.prod(shape[1:]))} inputs, the int8 model {width}")
     with warnings.catch_warnings(), fd_output(2):
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(
