@@ -175,6 +175,11 @@ CONV_CASES: dict[str, dict[str, Any]] = {
     "left-shift": dict(hw=(5, 5), depth=3, channels=4, kind="left-shift"),
     "int32-limits": dict(hw=(6, 6), depth=5, channels=4, kind="int32-limits"),
     "grouped": dict(hw=(5, 6), depth=6, channels=4, groups=2),
+    # a pixel pair's fields as one 3 x 4 window: int16 weights (48 pixels), an odd last filter
+    "windowed-wide": dict(hw=(6, 8), depth=4, channels=5),
+    # int8 weights (12 pixels), rows strided by 2, a 5-wide filter over depth 4
+    "windowed-int8-stride-rows": dict(hw=(6, 4), depth=4, channels=6, kernel=(3, 5), stride=(2, 1)),
+    "windowed-valid-depth8": dict(hw=(5, 7), depth=8, channels=3, kernel=(2, 2), padding="VALID"),
 }
 
 DEPTHWISE_CASES: dict[str, dict[str, Any]] = {
@@ -278,6 +283,20 @@ def test_max_pooling_written_over_its_input(tmp_path: Path) -> None:
     check(CONV1D_POOLED, tmp_path / "conv1d", 7)
 
 
+def test_windowed_layers_and_their_scratch() -> None:
+    """The windowed cases above take that path (int16 and int8 weights); its scratch is one window
+    of k_h x (k_w + 1) pixels, a third less than two 3x3 fields; an odd output width, a stride or a
+    dilation along the row, or rows of part words keep two fields."""
+    layers = {name: random_conv(len(name) * 7, **CONV_CASES[name]) for name in CONV_CASES if name.startswith("windowed")}
+    assert all(conv_2d.windowed(layer) for layer in layers.values())
+    assert [conv_2d.wide(layer) for layer in layers.values()] == [True, False, True]
+    assert conv_2d.scratch_bytes(layers["windowed-wide"]) == 3 * 4 * 4
+    resnet_block = random_conv(1, (32, 32), 16, 16)
+    assert conv_2d.windowed(resnet_block) and conv_2d.scratch_bytes(resnet_block) == 192  # not 2 x 144
+    for name in ("3x3-same-depth3", "5x3-stride2-same", "dilation2-same", "conv1d-shape"):
+        assert not conv_2d.windowed(random_conv(1, **CONV_CASES[name])), name
+
+
 def test_scratch_is_planned_for_its_step_only() -> None:
     layer = random_conv(5, (7, 7), 3, 4)
     assert conv_2d.scratch_bytes(layer) == 2 * 28  # two patches of 27 codes, rounded to 28
@@ -357,6 +376,10 @@ QEMU_CHAINS: dict[str, list[Any]] = {
     # depthwise and 1x1 layers written over their input (see test_layers_written_over_their_input)
     "in-place": IN_PLACE_CHAINS["even-channels"],
     "pooled-in-place": CONV1D_POOLED,
+    # pixel pairs' fields as one window: wide weights, int8 ones (one layer each: a chain's answers
+    # would saturate)
+    "windowed-wide": [random_conv(72, (6, 8), 4, 8, kernel=(3, 5), stride=(2, 1))],
+    "windowed-int8": [random_conv(73, (3, 8), 8, 3, kernel=(2, 3), padding="VALID")],
 }
 
 

@@ -21,7 +21,7 @@
  * build's one error (nothing below compiles without the tables). */
 #ifndef MODEL_AOT_UNSUPPORTED
 
-#if !defined(MODEL_AOT_FORMAT) || MODEL_AOT_FORMAT != 5
+#if !defined(MODEL_AOT_FORMAT) || MODEL_AOT_FORMAT != 6
 #error "model_aot.h has another table layout than this engine reads: emit it again (python -m pipeline.build)"
 #endif
 

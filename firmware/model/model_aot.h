@@ -7,7 +7,7 @@
 #include "model_info.h"
 #include "aot/fully_connected.h"
 
-#define MODEL_AOT_FORMAT 5 /* the tables' layout, as engine_aot.c reads it */
+#define MODEL_AOT_FORMAT 6 /* the tables' layout, as engine_aot.c reads it */
 #define MODEL_AOT_ARENA_BYTES 0 /* the tensors between the input and the output */
 
 static const int32_t model_aot_op0_w[1] = {

@@ -55,6 +55,7 @@ struct aot_conv_2d {
   int direct;                   /* 1: 1x1 filter, no padding, depth a multiple of 4: no im2col */
   const int32_t *wide;          /* or null: the weights as int16 pairs (above), weights then null */
   int in_place;                 /* 1: the scratch can hold the pixels' codes for running over the input */
+  int windowed;                 /* 1: a pixel pair's fields gathered as one window (conv_2d_windowed) */
 };
 
 /* Code i of filter oc's K, in the paired layout (above), int8 or wide. */
@@ -70,10 +71,12 @@ AOT_INLINE int32_t conv_2d_weight(const struct aot_conv_2d *op, int oc, int i) {
 }
 
 #if AOT_SIMD
-/* Pixel (oy, ox)'s receptive field as K codes at dst, the padding's taps the input zero point. */
-AOT_INLINE void conv_2d_gather(const struct aot_conv_2d *op, const int8_t *input, int oy, int ox, int8_t *dst) {
+/* Pixel (oy, ox)'s receptive field as K codes at dst, the padding's taps the input zero point; with
+ * taps_w = k_w + 1 (no dilation along the row), the window of the pixel and the next one right. */
+AOT_INLINE void conv_2d_gather(const struct aot_conv_2d *op, const int8_t *input, int oy, int ox, int taps_w,
+                               int8_t *dst) {
   const int8_t zero_point = (int8_t)-op->input_offset;
-  const int c = op->in_c, row = op->k_w * c;
+  const int c = op->in_c, row = taps_w * c;
   const int iy0 = oy * op->stride_h - op->pad_h, ix0 = ox * op->stride_w - op->pad_w;
   for (int ky = 0; ky < op->k_h; ++ky, dst += row) {
     const int iy = iy0 + ky * op->dilation_h;
@@ -83,11 +86,11 @@ AOT_INLINE void conv_2d_gather(const struct aot_conv_2d *op, const int8_t *input
     }
     const int8_t *line = input + iy * op->in_w * c;
     if (op->dilation_w == 1) { /* the row's taps are adjacent: one copy between two fills */
-      int lo = -ix0 > 0 ? -ix0 : 0, hi = op->in_w - ix0 < op->k_w ? op->in_w - ix0 : op->k_w;
+      int lo = -ix0 > 0 ? -ix0 : 0, hi = op->in_w - ix0 < taps_w ? op->in_w - ix0 : taps_w;
       if (hi < lo) hi = lo;
       if (lo > 0) memset(dst, zero_point, (size_t)(lo * c));
       if (hi > lo) memcpy(dst + lo * c, line + (ix0 + lo) * c, (size_t)((hi - lo) * c));
-      if (hi < op->k_w) memset(dst + hi * c, zero_point, (size_t)((op->k_w - hi) * c));
+      if (hi < taps_w) memset(dst + hi * c, zero_point, (size_t)((taps_w - hi) * c));
       continue;
     }
     for (int kx = 0; kx < op->k_w; ++kx) {
@@ -103,7 +106,7 @@ AOT_INLINE const int8_t *conv_2d_patch(const struct aot_conv_2d *op, const int8_
                                        int in_place) {
   const int oy = p / op->out_w, ox = p % op->out_w;
   if (op->direct && !in_place) return input + ((oy * op->stride_h) * op->in_w + ox * op->stride_w) * op->in_c;
-  conv_2d_gather(op, input, oy, ox, dst);
+  conv_2d_gather(op, input, oy, ox, op->k_w, dst);
   return dst;
 }
 
@@ -237,6 +240,48 @@ AOT_INLINE const int8_t *conv_2d_row(const struct aot_conv_2d *op, int oc, int n
 }
 
 
+/* The DSP path with a pixel pair's fields as one window (conv_2d.py's windowed: stride and dilation 1
+ * along the row, an even output width, rows of whole words): k_h rows of k_w + 1 pixels, pixel
+ * ox's field the first k_w of each row and ox + 1's the last k_w, so each filter row is one dot
+ * product per pixel, its weights a whole number of groups into the filter's. */
+AOT_INLINE void conv_2d_windowed(const struct aot_conv_2d *op, const int8_t *input, int8_t *scratch,
+                                 int8_t *output) {
+  const int c = op->in_c, row = op->k_w * c, stride = row + c, n = op->k_h * row;
+  const int out_c = op->out_c, pairs = out_c & ~1;
+  const struct aot_channels q = {op->channels, op->quick, op->output_offset, op->act_min, op->act_max};
+  for (int p = 0; p < op->out_h * op->out_w; p += 2) {
+    conv_2d_gather(op, input, p / op->out_w, p % op->out_w, op->k_w + 1, scratch);
+    int8_t *y0 = output + p * out_c, *y1 = y0 + out_c;
+    for (int oc = 0; oc < pairs; oc += 2) {
+      int32_t s[4] = {q.records[4 * oc], q.records[4 * oc], q.records[4 * (oc + 1)], q.records[4 * (oc + 1)]};
+      for (int ky = 0; ky < op->k_h; ++ky) {
+        const int8_t *x = scratch + ky * stride;
+        if (op->wide) conv_2d_dot2x2_wide(x, x + c, op->wide + oc * n / 2 + ky * row, row, s);
+        else conv_2d_dot2x2(x, x + c, op->weights + oc * n + 2 * ky * row, row, s);
+      }
+      y0[oc] = aot_channel_out(q, oc, s[0]);
+      y1[oc] = aot_channel_out(q, oc, s[1]);
+      y0[oc + 1] = aot_channel_out(q, oc + 1, s[2]);
+      y1[oc + 1] = aot_channel_out(q, oc + 1, s[3]);
+    }
+    if (pairs < out_c) { /* an odd last filter: its row alone */
+      int32_t s0 = q.records[4 * pairs], s1 = s0;
+      for (int ky = 0; ky < op->k_h; ++ky) {
+        const int8_t *x = scratch + ky * stride;
+        if (op->wide) {
+          s0 = conv_2d_dot_wide(x, op->wide + pairs * n / 2 + ky * row / 2, 2, row, s0);
+          s1 = conv_2d_dot_wide(x + c, op->wide + pairs * n / 2 + ky * row / 2, 2, row, s1);
+        } else {
+          s0 = conv_2d_dot(x, op->weights + pairs * n + ky * row, 4, row, s0);
+          s1 = conv_2d_dot(x + c, op->weights + pairs * n + ky * row, 4, row, s1);
+        }
+      }
+      y0[pairs] = aot_channel_out(q, pairs, s0);
+      y1[pairs] = aot_channel_out(q, pairs, s1);
+    }
+  }
+}
+
 AOT_INLINE void conv_2d_simd(const struct aot_conv_2d *op, const int8_t *input, int8_t *scratch, int8_t *output) {
   const int k = op->k_h * op->k_w * op->in_c, n = (k + 3) & ~3, pixels = op->out_h * op->out_w;
   const int out_c = op->out_c, pairs = out_c & ~1;
@@ -297,7 +342,8 @@ AOT_INLINE AOT_UNUSED void aot_conv_2d(const struct aot_conv_2d *op, const int8_
                                    int8_t *output) {
 #if AOT_SIMD
   if (op->groups == 1) {
-    conv_2d_simd(op, input, scratch, output);
+    if (op->windowed) conv_2d_windowed(op, input, scratch, output);
+    else conv_2d_simd(op, input, scratch, output);
     return;
   }
 #endif

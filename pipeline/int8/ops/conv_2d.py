@@ -171,6 +171,17 @@ def direct(layer: Conv2D) -> bool:
             and layer.cols.pad == 0 and layer.weights.shape[3] % 4 == 0)
 
 
+def windowed(layer: Conv2D) -> bool:
+    """Whether the DSP path gathers a pixel pair's receptive fields as one window of k_h rows of
+    k_w + 1 pixels (the second pixel's field one pixel right of the first's), a third less scratch
+    for a 3x3 filter than two fields: stride and dilation 1 along the row, pairs that never straddle
+    two rows (an even output width), and rows of whole words (k_w x depth a multiple of four), so
+    each filter row's weights start on a group of four codes."""
+    return (layer.groups == 1 and not direct(layer) and not in_place(layer) and layer.cols.filter > 1
+            and layer.cols.stride == 1 and layer.cols.dilation == 1 and layer.cols.out % 2 == 0
+            and layer.cols.filter * layer.weights.shape[3] % 4 == 0)
+
+
 def paired_weights(weights: np.ndarray) -> np.ndarray:
     """int8 [out, KH, KW, depth] -> int8 [out * n], n = K (KH x KW x depth) rounded up to four with
     zeros: the filters in pairs (0 and 1, 2 and 3, ...), each pair's rows interleaved a word (four
@@ -233,10 +244,12 @@ def in_place(layer: Conv2D) -> bool:
 
 def scratch_bytes(layer: Conv2D) -> int:
     """The arena bytes aot/conv_2d.h's DSP path gathers two pixels' receptive fields into: twice the
-    filter's size rounded up to four; none for a direct or a grouped convolution (the portable path),
-    unless it may run in place (then the copies of its pixels)."""
+    filter's size rounded up to four, or one window of both (windowed); none for a direct or a
+    grouped convolution (the portable path), unless it may run in place (then the copies of its pixels)."""
     if not in_place(layer) and (layer.groups != 1 or direct(layer)):
         return 0
+    if windowed(layer):
+        return layer.rows.filter * (layer.cols.filter + 1) * layer.weights.shape[3]
     return 2 * ((layer.weights[0].size + 3) // 4 * 4)
 
 
@@ -249,7 +262,8 @@ def c_table(layer: Conv2D, name: str, inputs: list[Tensor], output: Tensor, over
               "out_c": channels, **geometry(layer.rows, layer.cols), "groups": layer.groups, "weights": f"{name}_w",
               "bias": f"{name}_b", "multipliers": f"{name}_m", "shifts": f"{name}_s",
               "input_offset": layer.input_offset, "output_offset": layer.output_offset, "act_min": layer.act_min,
-              "act_max": layer.act_max, "direct": int(direct(layer)), "in_place": int(over_input and in_place(layer))}
+              "act_max": layer.act_max, "direct": int(direct(layer)), "in_place": int(over_input and in_place(layer)),
+              "windowed": int(windowed(layer))}
     sums = layer.weights.astype(np.int64).reshape(channels, -1).sum(axis=1)
     records, more = channel_records(name, layer.bias, layer.input_offset, sums, layer.multipliers, layer.shifts,
                                     layer.output_offset)
