@@ -43,18 +43,10 @@ def _regression(folder: Path) -> tuple[Path, Path, np.ndarray]:
 
 
 def _int8_tflite(model: keras.Model, x: np.ndarray) -> bytes:
-    """A full-int8 model as a user makes one with TensorFlow's converter (batch of any size)."""
-    def representative():
-        for row in x[:200]:
-            yield [row.reshape(1, -1)]
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    return bytes(converter.convert())
+    """A full-int8 model as a user makes one with TensorFlow's converter: its int8 settings, on a batch
+    of any size (not the build's batch of one)."""
+    from pipeline.model import quantize
+    return quantize.full_int8(model, x[:200], (-1,), per_channel=False)
 
 
 def _imu(folder: Path) -> tuple[Path, Path]:
@@ -79,7 +71,7 @@ def _imu(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("own")
+    folder = tmp_path_factory.mktemp("given")
     keras_file, inputs, x = _regression(folder)
     model = keras.saving.load_model(keras_file)
     (folder / "regression_int8.tflite").write_bytes(_int8_tflite(model, x))
