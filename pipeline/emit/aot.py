@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from pipeline.emit.c_text import c_comment
+from pipeline.int8 import fusion
 from pipeline.int8 import plan as memory
 from pipeline.int8 import reference
 from pipeline.int8.ops import shapes
@@ -29,7 +30,7 @@ def header(model: TfliteModel, note: str = "") -> str:
 def plan_of(model: TfliteModel) -> tuple[memory.Plan, dict[str, object], str | None]:
     """The model's memory plan as header() lays it out, its summary for the report, and why it would
     not fit the board (None when it does)."""
-    steps = reference.graph(model)
+    steps = fusion.fuse(reference.graph(model), model.outputs[0])
     layout = memory.plan(steps, memory.tensor_bytes(model.tensors), model.inputs[0], model.outputs[0])
     names = {t.index: t.name for t in model.tensors}
     return (layout, memory.summary(layout, steps, names),
@@ -39,7 +40,9 @@ def plan_of(model: TfliteModel) -> tuple[memory.Plan, dict[str, object], str | N
 def emit(steps: Sequence[reference.Step], tensors: Sequence[Tensor], model_input: int, model_output: int,
          note: str = "") -> str:
     """The header for ops already lowered: steps in order, over these tensors; `note`, text for its
-    first comment (the model's name: made comment-safe here, whoever passes it)."""
+    first comment (the model's name: made comment-safe here, whoever passes it). A convolution and the
+    ADD after it run as one step (pipeline/int8/fusion.py)."""
+    steps = fusion.fuse(steps, model_output)
     layout = memory.plan(steps, memory.tensor_bytes(tensors), model_input, model_output)
 
     def pointer(t: int) -> str:

@@ -17,17 +17,22 @@ struct aot_add {
   int32_t act_min, act_max;
 };
 
+/* One output code of the sum of codes a and b (also a convolution's epilogue: aot/conv_2d.h). */
+AOT_INLINE int8_t add_code(const struct aot_add *op, int32_t a, int32_t b) {
+  const int32_t scaled_a = multiply_by_quantized_multiplier((a + op->offset_a) * (1 << 20), op->multiplier_a,
+                                                            op->shift_a);
+  const int32_t scaled_b = multiply_by_quantized_multiplier((b + op->offset_b) * (1 << 20), op->multiplier_b,
+                                                            op->shift_b);
+  const int32_t sum = (int32_t)((uint32_t)scaled_a + (uint32_t)scaled_b);
+  const int32_t raw = multiply_by_quantized_multiplier(sum, op->output_multiplier, op->output_shift);
+  return output_code((int32_t)((uint32_t)raw + (uint32_t)op->output_offset), op->act_min, op->act_max);
+}
+
 static AOT_UNUSED void aot_add(const struct aot_add *op, const int8_t *a, const int8_t *b, int8_t *output) {
   struct aot_walk at = {{0}, 0, 0};
   const int32_t count = broadcast_count(&op->shape);
   for (int32_t o = 0; o < count; ++o) {
-    const int32_t scaled_a = multiply_by_quantized_multiplier((a[at.a] + op->offset_a) * (1 << 20), op->multiplier_a,
-                                                              op->shift_a);
-    const int32_t scaled_b = multiply_by_quantized_multiplier((b[at.b] + op->offset_b) * (1 << 20), op->multiplier_b,
-                                                              op->shift_b);
-    const int32_t sum = (int32_t)((uint32_t)scaled_a + (uint32_t)scaled_b);
-    const int32_t raw = multiply_by_quantized_multiplier(sum, op->output_multiplier, op->output_shift);
-    output[o] = output_code((int32_t)((uint32_t)raw + (uint32_t)op->output_offset), op->act_min, op->act_max);
+    output[o] = add_code(op, a[at.a], b[at.b]);
     broadcast_next(&op->shape, &at);
   }
 }

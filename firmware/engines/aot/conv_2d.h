@@ -29,10 +29,16 @@
  *
  * In place: a 1x1 layer of stride 1 with as many output as input channels (in_place) may be given
  * its input's bytes for its output by the memory plan; the kernels then copy each pixel's (pair's)
- * codes to the scratch before writing its outputs. */
+ * codes to the scratch before writing its outputs.
+ *
+ * Fused with an ADD (pipeline/int8/fusion.py: a residual block's last convolution and its sum with
+ * the skip): each output code goes through the ADD with the skip's code at the same index
+ * (aot_conv_2d_add), so the convolution's own output tensor never exists, and the plan may write
+ * the sum over the skip (each index is read once, just before it is written). */
 #ifndef AOT_CONV_2D_H
 #define AOT_CONV_2D_H
 
+#include "aot/add.h"
 #include "aot/common.h"
 
 struct aot_conv_2d {
@@ -56,7 +62,15 @@ struct aot_conv_2d {
   const int32_t *wide;          /* or null: the weights as int16 pairs (above), weights then null */
   int in_place;                 /* 1: the scratch can hold the pixels' codes for running over the input */
   int windowed;                 /* 1: a pixel pair's fields gathered as one window (conv_2d_windowed) */
+  const struct aot_add *add;    /* or null: the ADD each output goes through with the skip's code */
+  int add_conv_first;           /* 1: the convolution's code is the ADD's first operand */
 };
+
+/* Output code y at index i: the convolution's, or its ADD's with the skip's code there. */
+AOT_INLINE int8_t conv_2d_out(const struct aot_conv_2d *op, const int8_t *skip, int32_t i, int8_t y) {
+  if (!op->add) return y;
+  return op->add_conv_first ? add_code(op->add, y, skip[i]) : add_code(op->add, skip[i], y);
+}
 
 /* Code i of filter oc's K, in the paired layout (above), int8 or wide. */
 AOT_INLINE int32_t conv_2d_weight(const struct aot_conv_2d *op, int oc, int i) {
@@ -244,8 +258,8 @@ AOT_INLINE const int8_t *conv_2d_row(const struct aot_conv_2d *op, int oc, int n
  * along the row, an even output width, rows of whole words): k_h rows of k_w + 1 pixels, pixel
  * ox's field the first k_w of each row and ox + 1's the last k_w, so each filter row is one dot
  * product per pixel, its weights a whole number of groups into the filter's. */
-AOT_INLINE void conv_2d_windowed(const struct aot_conv_2d *op, const int8_t *input, int8_t *scratch,
-                                 int8_t *output) {
+AOT_INLINE void conv_2d_windowed(const struct aot_conv_2d *op, const int8_t *input, const int8_t *skip,
+                                 int8_t *scratch, int8_t *output) {
   const int c = op->in_c, row = op->k_w * c, stride = row + c, n = op->k_h * row;
   const int out_c = op->out_c, pairs = out_c & ~1;
   const struct aot_channels q = {op->channels, op->quick, op->output_offset, op->act_min, op->act_max};
@@ -259,10 +273,10 @@ AOT_INLINE void conv_2d_windowed(const struct aot_conv_2d *op, const int8_t *inp
         if (op->wide) conv_2d_dot2x2_wide(x, x + c, op->wide + oc * n / 2 + ky * row, row, s);
         else conv_2d_dot2x2(x, x + c, op->weights + oc * n + 2 * ky * row, row, s);
       }
-      y0[oc] = aot_channel_out(q, oc, s[0]);
-      y1[oc] = aot_channel_out(q, oc, s[1]);
-      y0[oc + 1] = aot_channel_out(q, oc + 1, s[2]);
-      y1[oc + 1] = aot_channel_out(q, oc + 1, s[3]);
+      y0[oc] = conv_2d_out(op, skip, p * out_c + oc, aot_channel_out(q, oc, s[0]));
+      y1[oc] = conv_2d_out(op, skip, (p + 1) * out_c + oc, aot_channel_out(q, oc, s[1]));
+      y0[oc + 1] = conv_2d_out(op, skip, p * out_c + oc + 1, aot_channel_out(q, oc + 1, s[2]));
+      y1[oc + 1] = conv_2d_out(op, skip, (p + 1) * out_c + oc + 1, aot_channel_out(q, oc + 1, s[3]));
     }
     if (pairs < out_c) { /* an odd last filter: its row alone */
       int32_t s0 = q.records[4 * pairs], s1 = s0;
@@ -276,13 +290,14 @@ AOT_INLINE void conv_2d_windowed(const struct aot_conv_2d *op, const int8_t *inp
           s1 = conv_2d_dot(x + c, op->weights + pairs * n + ky * row, 4, row, s1);
         }
       }
-      y0[pairs] = aot_channel_out(q, pairs, s0);
-      y1[pairs] = aot_channel_out(q, pairs, s1);
+      y0[pairs] = conv_2d_out(op, skip, p * out_c + pairs, aot_channel_out(q, pairs, s0));
+      y1[pairs] = conv_2d_out(op, skip, (p + 1) * out_c + pairs, aot_channel_out(q, pairs, s1));
     }
   }
 }
 
-AOT_INLINE void conv_2d_simd(const struct aot_conv_2d *op, const int8_t *input, int8_t *scratch, int8_t *output) {
+AOT_INLINE void conv_2d_simd(const struct aot_conv_2d *op, const int8_t *input, const int8_t *skip, int8_t *scratch,
+                             int8_t *output) {
   const int k = op->k_h * op->k_w * op->in_c, n = (k + 3) & ~3, pixels = op->out_h * op->out_w;
   const int out_c = op->out_c, pairs = out_c & ~1;
   const struct aot_channels q = {op->channels, op->quick, op->output_offset, op->act_min, op->act_max};
@@ -301,10 +316,10 @@ AOT_INLINE void conv_2d_simd(const struct aot_conv_2d *op, const int8_t *input, 
       int32_t s[4] = {q.records[4 * oc], q.records[4 * oc], q.records[4 * (oc + 1)], q.records[4 * (oc + 1)]};
       if (wide) conv_2d_dot2x2_wide(x0, x1, wide + oc * n / 2, n, s);
       else conv_2d_dot2x2(x0, x1, weights + oc * n, n, s);
-      y0[oc] = aot_channel_out(q, oc, s[0]);
-      y1[oc] = aot_channel_out(q, oc, s[1]);
-      y0[oc + 1] = aot_channel_out(q, oc + 1, s[2]);
-      y1[oc + 1] = aot_channel_out(q, oc + 1, s[3]);
+      y0[oc] = conv_2d_out(op, skip, p * out_c + oc, aot_channel_out(q, oc, s[0]));
+      y1[oc] = conv_2d_out(op, skip, (p + 1) * out_c + oc, aot_channel_out(q, oc, s[1]));
+      y0[oc + 1] = conv_2d_out(op, skip, p * out_c + oc + 1, aot_channel_out(q, oc + 1, s[2]));
+      y1[oc + 1] = conv_2d_out(op, skip, (p + 1) * out_c + oc + 1, aot_channel_out(q, oc + 1, s[3]));
     }
     if (pairs < out_c) { /* an odd last filter: its row alone */
       int32_t s0 = q.records[4 * pairs], s1 = q.records[4 * pairs];
@@ -315,8 +330,8 @@ AOT_INLINE void conv_2d_simd(const struct aot_conv_2d *op, const int8_t *input, 
         s0 = conv_2d_dot(x0, weights + pairs * n, 4, n, s0);
         s1 = conv_2d_dot(x1, weights + pairs * n, 4, n, s1);
       }
-      y0[pairs] = aot_channel_out(q, pairs, s0);
-      y1[pairs] = aot_channel_out(q, pairs, s1);
+      y0[pairs] = conv_2d_out(op, skip, p * out_c + pairs, aot_channel_out(q, pairs, s0));
+      y1[pairs] = conv_2d_out(op, skip, (p + 1) * out_c + pairs, aot_channel_out(q, pairs, s1));
     }
   }
   if (p < pixels) { /* an odd last pixel */
@@ -332,18 +347,19 @@ AOT_INLINE void conv_2d_simd(const struct aot_conv_2d *op, const int8_t *input, 
         const int8_t *w = conv_2d_row(op, oc, n, &step);
         acc = conv_2d_dot(x0, w, step, n, q.records[4 * oc]);
       }
-      output[p * out_c + oc] = aot_channel_out(q, oc, acc);
+      output[p * out_c + oc] = conv_2d_out(op, skip, p * out_c + oc, aot_channel_out(q, oc, acc));
     }
   }
 }
 #endif
 
-AOT_INLINE AOT_UNUSED void aot_conv_2d(const struct aot_conv_2d *op, const int8_t *input, int8_t *scratch,
-                                   int8_t *output) {
+/* The convolution (skip null) or the convolution fused with its ADD (skip: the other operand). */
+AOT_INLINE void conv_2d_run(const struct aot_conv_2d *op, const int8_t *input, const int8_t *skip, int8_t *scratch,
+                            int8_t *output) {
 #if AOT_SIMD
   if (op->groups == 1) {
-    if (op->windowed) conv_2d_windowed(op, input, scratch, output);
-    else conv_2d_simd(op, input, scratch, output);
+    if (op->windowed) conv_2d_windowed(op, input, skip, scratch, output);
+    else conv_2d_simd(op, input, skip, scratch, output);
     return;
   }
 #endif
@@ -371,12 +387,24 @@ AOT_INLINE AOT_UNUSED void aot_conv_2d(const struct aot_conv_2d *op, const int8_
           }
         }
         acc += (uint32_t)op->bias[oc];
-        output[(oy * op->out_w + ox) * op->out_c + oc] = output_code(
-            requantize_offset((int32_t)acc, op->multipliers[oc], op->shifts[oc], op->output_offset), op->act_min,
-            op->act_max);
+        const int32_t at = (oy * op->out_w + ox) * op->out_c + oc;
+        output[at] = conv_2d_out(op, skip, at, output_code(requantize_offset((int32_t)acc, op->multipliers[oc],
+                                                                             op->shifts[oc], op->output_offset),
+                                                           op->act_min, op->act_max));
       }
     }
   }
+}
+
+AOT_INLINE AOT_UNUSED void aot_conv_2d(const struct aot_conv_2d *op, const int8_t *input, int8_t *scratch,
+                                       int8_t *output) {
+  conv_2d_run(op, input, 0, scratch, output);
+}
+
+/* The convolution fused with its ADD: skip, the ADD's other operand, may be the output's own bytes. */
+AOT_INLINE AOT_UNUSED void aot_conv_2d_add(const struct aot_conv_2d *op, const int8_t *input, const int8_t *skip,
+                                           int8_t *scratch, int8_t *output) {
+  conv_2d_run(op, input, skip, scratch, output);
 }
 
 #endif

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -253,9 +254,11 @@ def scratch_bytes(layer: Conv2D) -> int:
     return 2 * ((layer.weights[0].size + 3) // 4 * 4)
 
 
-def c_table(layer: Conv2D, name: str, inputs: list[Tensor], output: Tensor, over_input: bool = False) -> str:
+def c_table(layer: Conv2D, name: str, inputs: list[Tensor], output: Tensor, over_input: bool = False,
+            epilogue: dict[str, Any] | None = None) -> str:
     """over_input: the plan put the output over the input (in_place(layer) allows it): only then may the
-    kernel take the in-place path, so a kernel whose output lies elsewhere has none to get wrong."""
+    kernel take the in-place path, so a kernel whose output lies elsewhere has none to get wrong.
+    epilogue: more fields of the struct (an ADD each output goes through: pipeline/int8/fusion.py)."""
     _, height, width, depth = inputs[0].shape
     _, out_height, out_width, channels = output.shape
     fields = {"in_h": height, "in_w": width, "in_c": depth, "out_h": out_height, "out_w": out_width,
@@ -263,7 +266,7 @@ def c_table(layer: Conv2D, name: str, inputs: list[Tensor], output: Tensor, over
               "bias": f"{name}_b", "multipliers": f"{name}_m", "shifts": f"{name}_s",
               "input_offset": layer.input_offset, "output_offset": layer.output_offset, "act_min": layer.act_min,
               "act_max": layer.act_max, "direct": int(direct(layer)), "in_place": int(over_input and in_place(layer)),
-              "windowed": int(windowed(layer))}
+              "windowed": int(windowed(layer)), **(epilogue or {})}
     sums = layer.weights.astype(np.int64).reshape(channels, -1).sum(axis=1)
     records, more = channel_records(name, layer.bias, layer.input_offset, sums, layer.multipliers, layer.shifts,
                                     layer.output_offset)
