@@ -13,7 +13,7 @@ import pytest
 
 import refusals
 
-from pipeline import build
+from pipeline import build, build_args
 from pipeline.int8 import oracle, quant, reference, tflite_model
 from pipeline.model import check, data, explain, quantize, train
 
@@ -246,7 +246,7 @@ def test_sigmoid_and_tanh_hidden_layers(activation, op, blobs_folder):
 
 
 def test_activations_are_the_parsers():
-    assert build.ACTIVATIONS == train.ACTIVATIONS
+    assert build_args.ACTIVATIONS == train.ACTIVATIONS
     assert build.parse_args(["--activation", "sigmoid", "--hidden", "4"]).activation == "sigmoid"
 
 
