@@ -147,7 +147,7 @@ def row(label: str, model_dir: Path, results: dict[str, dict[str, Any]]) -> tupl
     t = tflm.get("instructions_per_inference")
     peak, arena = aot["arena_bytes"], tflm.get("arena_bytes")
     return (label, count(macs), count(a), f"{a / macs:.2f}", count(t), f"{t / macs:.2f}" if t else "-",
-            f"{t / a:.2f}x" if t else "-", count(peak), count(arena), f"{peak / arena:.2f}" if arena else "-",
+            f"{t / a:.2f}x" if t else "-", count(peak), count(arena), f"{peak / arena:.3f}" if arena else "-",
             count(aot["flash_bytes"]), count(tflm.get("flash_bytes")))
 
 
