@@ -142,6 +142,30 @@ def test_the_check_sweeps_the_input_space_bit_exact(built):
         assert check["sweep_count"] >= 512
 
 
+def test_a_given_keras_model_takes_the_trained_models_stages(built, made, tmp_path):
+    """One build path: a given Keras model's int8 bytes are the one conversion's (quantize.convert,
+    calibrated on --data's rows, as a trained model's are on its training rows), and its check and
+    report come from the same check and writer as a trained model's (the same fields)."""
+    from pipeline.model import load, quantize
+    given = load.load_keras(made["keras"])
+    rows = np.loadtxt(made["inputs"], delimiter=",", dtype=np.float64).astype(np.float32)
+    again = tflite_model.read(quantize.convert(given.model, None, False, rows, given.input_shape))
+    deployed_model = tflite_model.read((built["keras"] / "model" / "model.tflite").read_bytes())
+
+    def arithmetic(m: tflite_model.TfliteModel) -> list:
+        """Everything but names (Keras numbers its models per session): ops, shapes, scales, constants."""
+        return [[(o.op, o.inputs, o.outputs, o.activation) for o in m.operators],
+                [(t.shape, t.dtype, np.asarray(t.scales).tolist(), np.asarray(t.zero_points).tolist(),
+                  None if t.data is None else np.asarray(t.data).tolist()) for t in m.tensors]]
+    assert arithmetic(deployed_model) == arithmetic(again)
+    assert build.main(["-q", "--no-footprint", "--out", str(tmp_path / "model"),
+                       "--report-dir", str(tmp_path / "report")]) == 0
+    trained = json.loads((tmp_path / "report" / "report.json").read_text())
+    keras_report = json.loads((built["keras"] / "report" / "report.json").read_text())
+    assert set(keras_report["check"]) == set(trained["check"])
+    assert set(keras_report) - {"source", "data"} <= set(trained) | {"footprint"}
+
+
 def test_a_keras_model_keeps_its_input_shape_row_major(built, made):
     """The IMU model's (119, 6) input is fed as 714 codes, row-major: TFLM on the reshaped row equals
     the Keras model on the window."""
