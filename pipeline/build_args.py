@@ -63,16 +63,16 @@ def _parser() -> argparse.ArgumentParser:
                    "is allowed, and unused): calibration rows for --keras, and rows to check on")
     given = p.add_argument_group("a model trained elsewhere (no training; --data, --input-range and --engine as above)")
     given.add_argument("--keras", type=Path, metavar="FILE.keras",
-                     help="a saved Keras 3 model (one input, one output) to convert to full int8, calibrated on --data "
-                          "(or, for one input, over --input-range) and checked against itself")
+                       help="a saved Keras 3 model (one input, one output) to convert to full int8, calibrated on --data "
+                            "(or, for one input, over --input-range) and checked against itself")
     given.add_argument("--tflite", type=Path, metavar="FILE.tflite",
-                     help="a full-int8 TFLite model to deploy as it is (its bytes unchanged); its input range is its "
-                          "own quantization's")
+                       help="a full-int8 TFLite model to deploy as it is (its bytes unchanged); its input range is its "
+                            "own quantization's")
     given.add_argument("--float-model", type=Path, metavar="FILE",
-                     help="with --tflite: the float model (.keras or float .tflite) it came from, to compute the "
-                          "float-vs-int8 figures and hold the device to the tolerance (without it they are not computed)")
+                       help="with --tflite: the float model (.keras or float .tflite) it came from, to compute the "
+                            "float-vs-int8 figures and hold the device to the tolerance (without it they are not computed)")
     given.add_argument("--labels", metavar="L1,L2,...",
-                     help="a given model ending in SOFTMAX: its class labels in output order (default 0, 1, ...)")
+                       help="a given model ending in SOFTMAX: its class labels in output order (default 0, 1, ...)")
     p.add_argument("--outputs", type=_integer, default=1, metavar="N", help="number of output columns at the end of each CSV row (default 1)")
     p.add_argument("--model", choices=sorted(MODELS), default="neuron",
                    help="neuron: one Dense(1) (default); two-layer: Dense(2) -> Dense(1), as in the lesson")
