@@ -9,9 +9,11 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
 
 import pipeline
 from pipeline import build_args, cli
@@ -97,6 +99,8 @@ class _Model:
     """Float-vs-int8 steps allowed inside the range: --tolerance-lsb, or the default for its depth."""
     aot_refused: str | None = None
     """Why the AOT engine cannot run the model (a given one, deployed on TFLM); None: it can."""
+    keras_in_x: Any = None
+    """A trained model called on the data's x (train.centered); None for a given model."""
 
 
 def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
@@ -138,7 +142,7 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
         if board_warning:
             result.warnings.append(board_warning)
     classified = (None if model.holdout is None else
-                  check.classify(model.training.trained.model, tflite, tfl, model.holdout, model.data.counts(),
+                  check.classify(model.keras_in_x, tflite, tfl, model.holdout, model.data.counts(),
                                  model.training.trained.class_weights))
     decisions = (check.decision_gate(model.float_model, tflite, tfl, model.data, classified) if by_decisions
                  else None)
@@ -181,7 +185,7 @@ def build(args: argparse.Namespace, say=print) -> dict[str, Any]:
         classified.warnings[:0] = model.early
 
     if model.training is not None:
-        model.training.rows = report.sample(model.training.trained.model, tfl, model.data)
+        model.training.rows = report.sample(model.keras_in_x, tfl, model.data)
     r = report.assemble(facts=facts, result=result, engine=args.engine, tflite_bytes=len(tflite), plan=plan,
                         source=None if model.training is not None else str(args.keras or args.tflite),
                         data=model.data.source if model.data_given else None, training=model.training,
@@ -232,7 +236,8 @@ def _trained(args: argparse.Namespace, say, lap, timings: dict[str, float]) -> _
     early = data_stage.holdout_warnings(holdout.labels, holdout.counts()) if holdout is not None else []
     for warning in early:
         print(f"warning: {warning}", file=sys.stderr)
-    trained = train.train(dataset, config, None if args.quiet else train.progress_bar())
+    center = data_stage.input_center(input_range)
+    trained = train.train(_shifted(dataset, center), config, None if args.quiet else train.progress_bar())
     lap("train")
     for step in trained.trajectory:
         say(f"  step {step['epoch']:3d}: w = {step['w']:.4f}, b = {step['b']:.4f}, loss = {step['loss']:.5f}")
@@ -241,13 +246,17 @@ def _trained(args: argparse.Namespace, say, lap, timings: dict[str, float]) -> _
         f"{trained.seconds:.2f} s: loss {trained.losses[-1]:.6g}"
         + ("; inputs standardized for training (SGD diverged on them as given), folded into the first layer"
            if trained.standardized else ""))
-    explanation = explain.explain(trained.model, dataset.names, dataset.inputs)
+    if center:
+        say(f"inputs centered on {center:g} (the calibrated range lies far from 0): the model takes x - {center:g}, "
+            "which the device computes before quantizing")
+    explanation = explain.explain(trained.model, dataset.names, dataset.inputs, center)
     for line in explanation.lines():
         say(f"  {line}")
     lap("explain")
 
-    tflite = quantize.convert(trained.model, input_range, per_channel=args.per_channel, rows=dataset.x)
-    tfl = tflite_model.read(tflite)
+    tflite = quantize.convert(trained.model, (input_range[0] - center, input_range[1] - center),
+                              per_channel=args.per_channel, rows=_shifted(dataset, center).x)
+    tfl = replace(tflite_model.read(tflite), input_center=center)
     quantize.require_int8_io(tfl)
     if args.engine == "tflm":
         quantize.require_per_tensor(tfl)
@@ -255,9 +264,17 @@ def _trained(args: argparse.Namespace, say, lap, timings: dict[str, float]) -> _
     training = report.Training(dataset, config, trained, explanation, hidden, args.activation, timings)
     tolerance = args.tolerance_lsb or (check.classify_tolerance_lsb(hidden) if dataset.classify
                                        else check.default_tolerance_lsb(hidden))
-    return _Model(name, tflite, tfl, input_range, dataset, lambda x: check.float_outputs(trained.model, x),
+    in_x = train.centered(trained.model, center)
+    return _Model(name, tflite, tfl, input_range, dataset, lambda x: check.float_outputs(in_x, x), keras_in_x=in_x,
                   training=training, holdout=holdout, early=early, classify=dataset.classify, labels=dataset.labels,
                   tolerance=tolerance)
+
+
+def _shifted(dataset: data_stage.Dataset, center: float) -> data_stage.Dataset:
+    """The rows a centered model trains and calibrates on: x - center in float32, as the device computes it."""
+    if not center:
+        return dataset
+    return replace(dataset, x=(dataset.x.astype(np.float32) - np.float32(center)).astype(dataset.x.dtype))
 
 
 def _given(args: argparse.Namespace, say) -> _Model:

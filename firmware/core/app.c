@@ -9,6 +9,15 @@
 
 #define ENGINE_ERROR_MAX 96 /* characters of engine_error() quoted in ERR 7 */
 
+/* A model trained on inputs far from 0 takes x - MODEL_INPUT_CENTER (model_info.h); one without a
+ * center subtracts 0.0f, which leaves every float as it is. */
+#ifdef MODEL_INPUT_CENTER
+#define APP_INPUT_CENTERED 1
+#else
+#define APP_INPUT_CENTERED 0
+#define MODEL_INPUT_CENTER 0.0f
+#endif
+
 #define APP_STR_(x) #x
 #define APP_STR(x) APP_STR_(x)
 
@@ -76,10 +85,10 @@ static int ensure_engine(app_t *app, proto_out_t *o) {
   return -1;
 }
 
-/* clamp(round_half_away_from_zero(x / scale) + zp, -128, 127), with x / scale computed in
- * float as TFLM's quantize kernel does. */
+/* clamp(round_half_away_from_zero((x - center) / scale) + zp, -128, 127), with x - center and
+ * the division computed in float as TFLM's quantize kernel does (center 0.0f: TFLM's own). */
 static int8_t quantize_input(float x) {
-  float q = x / MODEL_INPUT_SCALE;
+  float q = (x - MODEL_INPUT_CENTER) / MODEL_INPUT_SCALE;
   long r;
   float frac;
   if (!(q > -1000.0f)) return -128; /* far below the int8 range (NaN cannot get here) */
@@ -208,7 +217,7 @@ static void put_shortest(proto_out_t *o, float f) {
 /* The quantization fields of `id`, formatted once: they are constants, and each shortest
  * float text costs thousands of instructions (a line of `?` would be the new `bench`). */
 static const char *id_quantization(void) {
-  static char text[128];
+  static char text[128 + 32 * APP_INPUT_CENTERED];
   proto_out_t o;
   if (text[0] != '\0') return text;
   proto_out_init(&o, text, sizeof text - 1);
@@ -216,6 +225,10 @@ static const char *id_quantization(void) {
   put_shortest(&o, MODEL_INPUT_SCALE);
   proto_put_str(&o, " in_zp=");
   proto_put_int(&o, MODEL_INPUT_ZERO_POINT);
+#if APP_INPUT_CENTERED
+  proto_put_str(&o, " in_center=");
+  put_shortest(&o, MODEL_INPUT_CENTER);
+#endif
   proto_put_str(&o, " out_scale=");
   put_shortest(&o, MODEL_OUTPUT_SCALE);
   proto_put_str(&o, " out_zp=");

@@ -80,7 +80,8 @@ def check(meta: Any) -> None:
         affine = _object(_field(meta, side), side)
         scales[side] = _scale(_field(affine, "scale", side), f"{side}.scale")
         _int(_field(affine, "zero_point", side), f"{side}.zero_point", -128, 127)
-    _input_range(_field(meta, "input_range"), scales["input"])
+    center = _float32(meta.get("input_center", 0.0), "input_center")
+    _input_range(_field(meta, "input_range"), scales["input"], center)
     ops = _list(_field(meta, "ops"), "ops")
     for k, op in enumerate(ops):
         _text(op, f"ops[{k}]")
@@ -108,10 +109,10 @@ def check(meta: Any) -> None:
     elif labels:
         raise _Bad("labels", "a regression model has no labels")
     if "probes" in meta:
-        _rows(meta["probes"], "probes", inputs, lambda v, where: _quantizable(v, where, scales["input"]))
+        _rows(meta["probes"], "probes", inputs, lambda v, where: _quantizable(v, where, scales["input"], center))
     _sweep(_object(_field(meta, "sweep"), "sweep"), inputs, outputs, tolerance is not None)
     if "holdout" in meta:
-        _holdout(meta["holdout"], task, inputs, outputs, scales["input"])
+        _holdout(meta["holdout"], task, inputs, outputs, scales["input"], center)
 
 
 def _sweep(sweep: dict[str, Any], inputs: int, outputs: int, judged: bool) -> int:
@@ -156,12 +157,12 @@ def _sweep(sweep: dict[str, Any], inputs: int, outputs: int, judged: bool) -> in
     return rows
 
 
-def _holdout(holdout: Any, task: str, inputs: int, outputs: int, input_scale: float) -> None:
+def _holdout(holdout: Any, task: str, inputs: int, outputs: int, input_scale: float, center: float) -> None:
     holdout = _object(holdout, "holdout")
     if task != CLASSIFY:
         raise _Bad("holdout", "hold-out rows belong to a classifier; this model regresses")
     x = _rows(_field(holdout, "x", "holdout"), "holdout.x", inputs,
-              lambda v, where: _quantizable(v, where, input_scale))
+              lambda v, where: _quantizable(v, where, input_scale, center))
     labels = _list(_field(holdout, "labels", "holdout"), "holdout.labels")
     for k, label in enumerate(labels):
         _int(label, f"holdout.labels[{k}]", 0, outputs - 1)
@@ -169,16 +170,16 @@ def _holdout(holdout: Any, task: str, inputs: int, outputs: int, input_scale: fl
         raise _Bad("holdout.labels", f"{len(labels)} labels for {len(x)} rows of holdout.x")
 
 
-def _input_range(value: Any, scale: float) -> None:
+def _input_range(value: Any, scale: float, center: float) -> None:
     pair = _list(value, "input_range")
     if len(pair) != 2:
         raise _Bad("input_range", f"{_shown(value)} is not [low, high]")
-    lo, hi = (_quantizable(v, f"input_range[{k}]", scale) for k, v in enumerate(pair))
+    lo, hi = (_quantizable(v, f"input_range[{k}]", scale, center) for k, v in enumerate(pair))
     if not np.float32(lo) < np.float32(hi):
         raise _Bad("input_range", f"{_shown(value)}: the low end is not below the high end")
     with np.errstate(over="ignore"):
         past = past_range(lo, hi)
-        if not (math.isfinite(past) and abs(past) <= FLOAT32_MAX and _fits(past, scale)):
+        if not (math.isfinite(past) and abs(past) <= FLOAT32_MAX and _fits(past, scale, center)):
             raise _Bad("input_range", f"{_shown(value)}: too wide for float32 inputs (verify types {past:g} "
                                       "just past it, which the device cannot quantize)")
 
@@ -250,18 +251,19 @@ def _scale(value: Any, where: str) -> float:
     return number
 
 
-def _fits(value: float, scale: float) -> bool:
-    """value / scale, computed in float32 as the device quantizes, stays finite."""
+def _fits(value: float, scale: float, center: float = 0.0) -> bool:
+    """(value - center) / scale, computed in float32 as the device quantizes, stays finite."""
     if abs(value) > FLOAT32_MAX:
         return False
     with np.errstate(over="ignore"):
-        return bool(np.isfinite(np.float32(value) / np.float32(scale)))
+        return bool(np.isfinite((np.float32(value) - np.float32(center)) / np.float32(scale)))
 
 
-def _quantizable(value: Any, where: str, scale: float) -> float:
+def _quantizable(value: Any, where: str, scale: float, center: float = 0.0) -> float:
     number = _number(value, where)
-    if not _fits(number, scale):
-        raise _Bad(where, f"{_shown(value)} is too large for the device's float32 quantization (x / input.scale)")
+    if not _fits(number, scale, center):
+        formula = "(x - input_center) / input.scale" if center else "x / input.scale"
+        raise _Bad(where, f"{_shown(value)} is too large for the device's float32 quantization ({formula})")
     return number
 
 

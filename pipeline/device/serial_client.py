@@ -147,7 +147,8 @@ class Identity(Interface):
                 inputs=int(pairs.pop("inputs")), outputs=int(pairs.pop("outputs")),
                 input_scale=float(pairs.pop("in_scale")), input_zero_point=int(pairs.pop("in_zp")),
                 output_scale=float(pairs.pop("out_scale")), output_zero_point=int(pairs.pop("out_zp")),
-                input_range=(float(lo), float(hi)), arena=int(pairs.pop("arena")))
+                input_range=(float(lo), float(hi)), arena=int(pairs.pop("arena")),
+                input_center=float(pairs.pop("in_center", 0.0)))
             task = pairs.pop("task", REGRESS)
             if task == CLASSIFY and int(pairs.pop("classes")) != known["outputs"]:
                 raise ValueError("classes= differs from outputs=")

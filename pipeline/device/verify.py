@@ -102,7 +102,8 @@ def _identity_checks(identity: Identity, model: DeployedModel, allow_stale: bool
                         f"device {identity.inputs} in / {identity.outputs} out, "
                         f"model.json {model.inputs} / {model.outputs}"))
     checks.append(Check("quantization", identity.same_quantization(model.description),
-                        f"device in {identity.input_scale:g}/{identity.input_zero_point} out "
+                        f"device in {identity.input_scale:g}/{identity.input_zero_point}"
+                        f"{f' center {identity.input_center:g}' if identity.input_center else ''} out "
                         f"{identity.output_scale:g}/{identity.output_zero_point} range "
                         f"{identity.input_range[0]:g}:{identity.input_range[1]:g}"))
     return checks, warnings

@@ -48,8 +48,8 @@ def sample(model, tfl: TfliteModel, dataset: Dataset, limit: int = SAMPLE_ROWS) 
     """Up to `limit` training rows, evenly spread over the file, with the float and int8 answers."""
     rows = sample_rows(len(dataset.x), limit)
     x = dataset.x[rows]
-    i, o = tfl.input, tfl.output
-    codes = quant.quantize(x, float(i.scales[0]), int(i.zero_points[0]))
+    o = tfl.output
+    codes = quant.input_codes(tfl, x)
     int8 = quant.dequantize(reference.run(tfl, codes), float(o.scales[0]), int(o.zero_points[0]))
     float_y = np.asarray(model(x, training=False), dtype=np.float32)
     return {"shown": int(len(rows)), "of": int(len(dataset.x)),
@@ -397,7 +397,8 @@ def assemble(*, facts, result, engine: str, tflite_bytes: int, plan: dict[str, A
                               "seconds": run.seconds, "final_loss": float(run.losses[-1]), "trajectory": run.trajectory}
         report["learned"] = t.explanation.as_dict()
     report["quantization"] = {"input_range": list(facts.input_range), "per_channel": facts.per_channel,
-                              "input": {"scale": facts.input_scale, "zero_point": facts.input_zero_point},
+                              "input": {"scale": facts.input_scale, "zero_point": facts.input_zero_point,
+                                        **({"center": facts.input_center} if facts.input_center else {})},
                               "output": {"scale": facts.output_scale, "zero_point": facts.output_zero_point}}
     report["check"] = result.as_dict()
     if t is not None:

@@ -37,7 +37,7 @@ def facts(tfl: TfliteModel, name: str, input_range: tuple[float, float], arena_m
         input_range=(float(input_range[0]), float(input_range[1])), name=name, sha256=tfl.sha256, ops=tuple(tfl.ops),
         per_channel=any(t.per_channel for t in tfl.tensors if t.dtype == "INT8"),
         arena=arena_bytes(arena_measured), arena_measured=arena_measured, tolerance_lsb=tolerance_lsb,
-        task=task, labels=tuple(labels), gate=gate)
+        task=task, labels=tuple(labels), gate=gate, input_center=tfl.input_center)
 
 
 def width(shape: tuple[int, ...]) -> int:
@@ -75,7 +75,7 @@ def model_info_h(f: ModelDescription) -> str:
 #define MODEL_OUTPUT_ZERO_POINT {f.output_zero_point}
 #define MODEL_INPUT_MIN {_float(float(lo))}
 #define MODEL_INPUT_MAX {_float(float(hi))}
-/* Tensor arena: TFLM measured {f.arena_measured} B on the host, plus {int(ARENA_MARGIN * 100)}%, rounded to 16. */
+{_center_h(f)}/* Tensor arena: TFLM measured {f.arena_measured} B on the host, plus {int(ARENA_MARGIN * 100)}%, rounded to 16. */
 #define MODEL_ARENA_MEASURED_BYTES {f.arena_measured}
 #define MODEL_ARENA_BYTES {f.arena}
 #define MODEL_OP_COUNT {len(f.ops)}
@@ -83,6 +83,14 @@ def model_info_h(f: ModelDescription) -> str:
 {_classes_h(f)}
 #endif
 """
+
+
+def _center_h(f: ModelDescription) -> str:
+    """A centered model's center, which the device subtracts before quantizing; nothing without one
+    (app.c then subtracts 0.0f), so an uncentered model's file is as it always was."""
+    if not f.input_center:
+        return ""
+    return f"#define MODEL_INPUT_CENTER {_float(f.input_center)} /* quantize (x - center) / scale */\n"
 
 
 def _classes_h(f: ModelDescription) -> str:

@@ -33,6 +33,8 @@ class Interface:
     input_range: tuple[float, float]
     task: str = field(default=REGRESS, kw_only=True)
     """REGRESS (the outputs are values) or CLASSIFY (one probability per class, then its top label)."""
+    input_center: float = field(default=0.0, kw_only=True)
+    """The float32 value the device subtracts from every input before quantizing it (0: none)."""
 
     @property
     def classes(self) -> int:
@@ -45,7 +47,7 @@ class Interface:
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """float inputs -> int8 codes, as the firmware quantizes them."""
-        return quant.quantize(x, self.input_scale, self.input_zero_point)
+        return quant.quantize(x, self.input_scale, self.input_zero_point, self.input_center)
 
     def dequantize(self, codes: np.ndarray) -> np.ndarray:
         """int8 output codes -> the float32 values the device prints."""
@@ -70,8 +72,9 @@ class Interface:
         return " ".join(texts) + (" clipped" if clipped else "")
 
     def input_values(self, codes: np.ndarray) -> np.ndarray:
-        """int8 input codes -> the float inputs they stand for."""
-        return quant.dequantize(codes, self.input_scale, self.input_zero_point)
+        """int8 input codes -> the float inputs they stand for (the center added back, in float64)."""
+        values = quant.dequantize(codes, self.input_scale, self.input_zero_point)
+        return values.astype(np.float64) + self.input_center if self.input_center else values
 
     def inside(self, x: np.ndarray) -> np.ndarray:
         """Rows of float inputs inside the calibrated range, compared in float32 as the firmware does."""
@@ -80,8 +83,9 @@ class Interface:
         return np.all((x32 >= lo) & (x32 <= hi), axis=1)
 
     def same_quantization(self, other: Interface) -> bool:
-        """Same affine maps and range, allowing for the device printing scales and range as float32."""
-        return (math.isclose(self.input_scale, other.input_scale, rel_tol=1e-5)
+        """Same affine maps, center and range, allowing for the device printing scales and range as float32."""
+        return (np.float32(self.input_center) == np.float32(other.input_center)
+                and math.isclose(self.input_scale, other.input_scale, rel_tol=1e-5)
                 and math.isclose(self.output_scale, other.output_scale, rel_tol=1e-5)
                 and (self.input_zero_point, self.output_zero_point) == (other.input_zero_point, other.output_zero_point)
                 and all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-4)
@@ -140,7 +144,8 @@ class ModelDescription(Interface):
             "name": self.name, "sha256": self.sha256, "id": self.id, "inputs": self.inputs, "outputs": self.outputs,
             "input": {"scale": self.input_scale, "zero_point": self.input_zero_point},
             "output": {"scale": self.output_scale, "zero_point": self.output_zero_point},
-            "input_range": list(self.input_range), "ops": list(self.ops), "per_channel": self.per_channel,
+            "input_range": list(self.input_range),
+            **({"input_center": self.input_center} if self.input_center else {}), "ops": list(self.ops), "per_channel": self.per_channel,
             "arena_bytes": self.arena, "arena_measured_bytes": self.arena_measured,
             "tolerance": {"max_lsb": self.tolerance_lsb, **({"gate": self.gate} if self.gate != "steps" else {})},
             **({"task": self.task, "labels": list(self.labels)} if self.task == CLASSIFY else {}),
@@ -155,7 +160,8 @@ class ModelDescription(Interface):
                 inputs=int(meta["inputs"]), outputs=int(meta["outputs"]),
                 input_scale=float(meta["input"]["scale"]), input_zero_point=int(meta["input"]["zero_point"]),
                 output_scale=float(meta["output"]["scale"]), output_zero_point=int(meta["output"]["zero_point"]),
-                input_range=(float(lo), float(hi)), name=str(meta["name"]), sha256=str(meta["sha256"]),
+                input_range=(float(lo), float(hi)), input_center=float(meta.get("input_center", 0.0)),
+                name=str(meta["name"]), sha256=str(meta["sha256"]),
                 ops=tuple(str(op) for op in meta["ops"]), per_channel=bool(meta["per_channel"]),
                 arena=int(meta["arena_bytes"]), arena_measured=int(meta["arena_measured_bytes"]),
                 tolerance_lsb=None if meta["tolerance"]["max_lsb"] is None else float(meta["tolerance"]["max_lsb"]),

@@ -56,6 +56,9 @@ class TfliteModel:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     sha256: str = field(default="")
+    input_center: float = 0.0
+    """Not in the flatbuffer: the float32 value the device subtracts from every input before quantizing
+    it (a trained model whose inputs lie far from 0, trained on x - center); 0: none."""
 
     @property
     def ops(self) -> list[str]:

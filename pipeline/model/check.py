@@ -207,7 +207,7 @@ def sweep_codes(tfl: TfliteModel, data: Dataset, input_range: tuple[float, float
         return sweep.every_code().rows()
     rng = np.random.default_rng(1)
     x = np.vstack([rng.uniform(*input_range, size=(256, data.inputs)), data.x])
-    return quant.quantize(x, float(tfl.input.scales[0]), int(tfl.input.zero_points[0]))
+    return quant.input_codes(tfl, x)
 
 
 def seeded_sweep(width: int, data_codes: np.ndarray | None = None) -> np.ndarray:
@@ -223,8 +223,8 @@ def seeded_sweep(width: int, data_codes: np.ndarray | None = None) -> np.ndarray
 
 def _int8_path(tfl: TfliteModel, x: np.ndarray) -> np.ndarray:
     """What the device answers for float inputs: quantize, run, dequantize."""
-    i, o = tfl.input, tfl.output
-    codes = quant.quantize(x, float(i.scales[0]), int(i.zero_points[0]))
+    o = tfl.output
+    codes = quant.input_codes(tfl, x)
     out = np.concatenate([reference.run(tfl, codes[k:k + CHUNK_ROWS]) for k in range(0, max(len(codes), 1), CHUNK_ROWS)])
     return quant.dequantize(out, float(o.scales[0]), int(o.zero_points[0]))
 
@@ -238,7 +238,7 @@ def judged_inputs(tfl: TfliteModel, data: Dataset, input_range: tuple[float, flo
         x = np.linspace(lo, hi, 201).reshape(-1, 1)
     else:
         x = np.random.default_rng(2).uniform(lo, hi, size=(256, data.inputs))
-    grid = quant.dequantize(codes, float(tfl.input.scales[0]), int(tfl.input.zero_points[0]))
+    grid = quant.input_values(tfl, codes)
     x = np.vstack([x, data.x, grid]).astype(np.float32)
     return x[inside(x, input_range)]
 
@@ -315,7 +315,7 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
     if trained:
         codes, random_rows = sweep_codes(tfl, data, input_range), 0
     else:
-        data_codes = quant.quantize(data.x, in_scale, in_zp) if data_given else None
+        data_codes = quant.input_codes(tfl, data.x) if data_given else None
         codes = seeded_sweep(data.inputs, data_codes)
         random_rows = RANDOM_ROWS if data.inputs > 1 else 0
     oracle_name, verdict, ref, mismatches = _oracles(tflite, tfl, codes)
@@ -324,7 +324,7 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
         """What the device answers for float inputs: quantize, run, dequantize."""
         if trained:
             return _int8_path(tfl, x)
-        return quant.dequantize(oracle.int8_outputs(tflite, quant.quantize(x, in_scale, in_zp))[0], out_scale, out_zp)
+        return quant.dequantize(oracle.int8_outputs(tflite, quant.input_codes(tfl, x))[0], out_scale, out_zp)
 
     probes = probe_inputs(data, input_range)
     probe_int8 = device(probes)
@@ -337,7 +337,7 @@ def run(tflite: bytes, tfl: TfliteModel, data: Dataset, input_range: tuple[float
                          for p, q, c in zip(probes, probe_int8, clipped)]
         return result
 
-    swept = quant.dequantize(codes, in_scale, in_zp)
+    swept = quant.input_values(tfl, codes)
     result.sweep_float = float_model(swept)
     if ref is not None:
         result.sweep_errors = metrics.compare(result.sweep_float, quant.dequantize(ref, out_scale, out_zp), out_scale)
@@ -418,8 +418,7 @@ def decision_gate(predict: Callable[[np.ndarray], np.ndarray], tflite: bytes, tf
     accuracy drops by more than a point; returns the figures (report.json's classification.decisions)."""
     rows = sample_rows(len(data.x), DECISION_DATA_ROWS)
     x = data.x[rows]
-    i = tfl.input
-    codes = quant.quantize(x, float(i.scales[0]), int(i.zero_points[0]))
+    codes = quant.input_codes(tfl, x)
     device = np.concatenate([oracle.int8_outputs(tflite, codes[k:k + CHUNK_ROWS])[0]
                              for k in range(0, len(codes), CHUNK_ROWS)]) if len(codes) else np.zeros((0, 1))
     differ = np.flatnonzero(top(predict(x)) != top(device))
@@ -587,8 +586,8 @@ class Classification:
 def classify(model: keras.Model, tflite: bytes, tfl: TfliteModel, holdout: Dataset, train_counts: np.ndarray,
              class_weights: np.ndarray) -> Classification:
     """The classifier's figures on rows training never saw."""
-    i, o = tfl.input, tfl.output
-    codes = quant.quantize(holdout.x, float(i.scales[0]), int(i.zero_points[0]))
+    o = tfl.output
+    codes = quant.input_codes(tfl, holdout.x)
     probabilities = _float(model, holdout.x)
     device, name = oracle.int8_outputs(tflite, codes)
     lite = lite_outputs(tflite, codes)

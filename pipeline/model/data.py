@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 import stat
@@ -454,6 +455,21 @@ def range_problem(dataset: Dataset) -> str | None:
         return (f"{dataset.source}: every input is {lo:g} ({named} constant): the int8 input needs a range; "
                 "give --input-range LO HI")
     return None
+
+
+def input_center(input_range: tuple[float, float]) -> float:
+    """The value a trained model's inputs are centered on (the device subtracts it before quantizing), or 0.
+
+    TFLite's int8 input range must hold 0, so a range lying far from it ([99, 101]) would get a step
+    fitted to [0, 101]. The rule: where 0 lies outside [lo, hi] by more than its width (lo and hi of one
+    sign, min(|lo|, |hi|) > hi - lo), the center is the midpoint rounded to a tenth of the width's leading
+    decimal place (100 for [99, 101]), as the shortest decimal of its float32: the firmware's literal."""
+    lo, hi = (float(v) for v in input_range)
+    width = hi - lo
+    if lo * hi <= 0 or not width > 0 or min(abs(lo), abs(hi)) <= width:
+        return 0.0
+    middle = round((lo + hi) / 2, 1 - math.floor(math.log10(width)))
+    return float(str(np.float32(middle)))
 
 
 def sample_rows(rows: int, limit: int) -> np.ndarray:

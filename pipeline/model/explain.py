@@ -157,9 +157,21 @@ def _short(values: np.ndarray) -> list:
     return [float(str(v)) for v in array]
 
 
-def explain(model: keras.Model, names: tuple[str, ...], inputs: int) -> Explanation:
-    """Everything shown about a trained model; the hand computation only where it fits a glance."""
-    model_layers = layers(model)
+def uncentered(model_layers: list[Layer], center: float) -> list[Layer]:
+    """The layers of a model trained on x - center, as a model of x: the center folded into the first
+    layer's biases (b - center * sum of each neuron's weights, in float64), so the equation reads in x."""
+    if not center or not model_layers:
+        return model_layers
+    first = model_layers[0]
+    weights = first.weights.astype(np.float64)
+    biases = first.biases.astype(np.float64) - float(np.float32(center)) * weights.sum(axis=0)
+    return [Layer(first.units, first.activation, first.weights, biases), *model_layers[1:]]
+
+
+def explain(model: keras.Model, names: tuple[str, ...], inputs: int, center: float = 0.0) -> Explanation:
+    """Everything shown about a trained model, in terms of x (a center folded into the biases); the hand
+    computation only where it fits a glance."""
+    model_layers = uncentered(layers(model), center)
     small = (inputs == 1 and len(model_layers) > 1 and all(layer.units <= 4 for layer in model_layers)
              and model_layers[-1].activation != "softmax")
     steps: list[str] = []
@@ -167,5 +179,5 @@ def explain(model: keras.Model, names: tuple[str, ...], inputs: int) -> Explanat
     if small:
         x = np.array([[LESSON_X]])
         steps = hand_computation(model_layers, LESSON_X)
-        error = float(forward(model_layers, x)[0, 0]) - float(model(x.astype(np.float32))[0, 0])
+        error = float(forward(model_layers, x)[0, 0]) - float(model(x.astype(np.float32) - np.float32(center))[0, 0])
     return Explanation(model_layers, equation(model_layers, names, inputs), steps, error)

@@ -50,6 +50,21 @@ class Trained:
     """SGD diverged on the inputs as given, and trained on standardized ones (folded back since)."""
 
 
+class Centered:
+    """A model trained on x - center, called on x as the device computes it: the subtraction in float32."""
+
+    def __init__(self, model: keras.Model, center: float) -> None:
+        self.model, self.center = model, np.float32(center)
+
+    def __call__(self, x: np.ndarray, training: bool = False) -> tf.Tensor:
+        return self.model(np.asarray(x, dtype=np.float32) - self.center, training=training)
+
+
+def centered(model: keras.Model, center: float) -> keras.Model | Centered:
+    """The float model in terms of the data's x: the Keras model itself where there is no center."""
+    return Centered(model, center) if center else model
+
+
 def build_model(inputs: int, outputs: int, hidden: tuple[int, ...], activation: str,
                 softmax: bool = False) -> keras.Model:
     """Dense layers as in the lesson, a softmax on the last for a classifier; Keras 3 wants an
