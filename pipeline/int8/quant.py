@@ -10,9 +10,13 @@ if TYPE_CHECKING:
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
-    """TFLM rounds halves away from zero; np.round rounds them to even (1-LSB mismatches)."""
+    """TFLM rounds halves away from zero; np.round rounds them to even (1-LSB mismatches). From the
+    exact fraction x - trunc(x), as the firmware's quantize_input: floor(|x| + 0.5) rounds 0.49999997
+    (in float32) up, the sum being rounded to 1."""
     x = np.asarray(x)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    whole = np.trunc(x)
+    fraction = x - whole
+    return whole + (fraction >= 0.5) - (fraction <= -0.5)
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, center: float = 0.0) -> np.ndarray:
