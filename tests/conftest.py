@@ -26,7 +26,7 @@ TIERS = {
     "test_footprint": ("tf", "qemu", "slow"), "test_fuzz": ("fuzz", "slow"),
     "test_aot_kernels": ("emulation",), "test_aot_conv_kernels": ("emulation",), "test_aot_fusion": ("emulation",), "test_wide_inputs": ("tf", "emulation"), "test_given_model": ("tf", "emulation"),
     "test_c_strings": ("tf",), "test_labels_rule": ("tf",), "test_model_kind": ("tf",), "test_keras_refusals": ("tf",),
-    "test_model_json": (), "test_path_arguments": ("tf",), "test_disconnect": (),
+    "test_model_json": (), "test_centering": ("tf", "emulation"), "test_path_arguments": ("tf",), "test_disconnect": (),
 }
 
 
