@@ -351,8 +351,10 @@ def _trained_markdown(r: dict[str, Any]) -> str:
     if learned.get("by_hand"):
         lines += ["", "By hand at x = 10:", "", "```", *learned["by_hand"], "```"]
     lines += ["", "## Quantization", "",
-              f"int8 input scale {q['input']['scale']:.6g} zero point {q['input']['zero_point']}, output scale "
-              f"{q['output']['scale']:.6g} zero point {q['output']['zero_point']}; calibrated over "
+              f"int8 input scale {q['input']['scale']:.6g} zero point {q['input']['zero_point']}"
+              + (f" on x - {q['input']['center']:g} (inputs centered: their range lies far from 0)"
+                 if q["input"].get("center") else "")
+              + f", output scale {q['output']['scale']:.6g} zero point {q['output']['zero_point']}; calibrated over "
               f"[{q['input_range'][0]:g}, {q['input_range'][1]:g}]; Dense weights {'per channel' if q['per_channel'] else 'per tensor'}.",
               _flatbuffer_line(m), "",
               "## Check: float vs int8", "",
