@@ -1,8 +1,9 @@
 """The pipeline from Python (a notebook, a script): a Keras model object or .tflite bytes and arrays of
 data in, the int8 model, the check's figures, the files written and the footprint out; then the
 device or an emulation asked, or proven bit for bit. The stages are the build's own
-(`pipeline.build.build`, as `python -m pipeline.build --keras/--tflite` runs them), so a notebook and
-the command line get the same model, the same check and the same files.
+(`pipeline.stages.build`), and `python -m pipeline.build --keras/--tflite` is a layer over `deploy`: it
+reads the files into the objects a notebook hands over, so both get the same model, the same check
+and the same files.
 
     import keras, numpy as np
     from pipeline import api
@@ -21,10 +22,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -100,73 +100,72 @@ def device_of(model_dir: str | Path, emulate: str | None = "native", port: str |
 def deploy(model: Any, data: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None, *,
            out: str | Path = "build/model", report_dir: str | Path | None = None, engine: str = "tflm",
            labels: Sequence[str] | None = None, input_range: tuple[float, float] | None = None,
-           float_model: Any = None, tolerance_lsb: float | None = None, footprint: bool = False,
-           quiet: bool = True) -> Deployment:
+           float_model: Any = None, tolerance_lsb: float | None = None, per_channel: bool = False,
+           footprint: bool = False, quiet: bool = True, say: Callable[..., Any] | None = None) -> Deployment:
     """Converts (a Keras model) or takes (.tflite bytes, or a path to either) a model, checks it
-    against TFLM and the integer reference and writes the firmware's model folder and the report, as
-    `python -m pipeline.build --keras/--tflite` does.
+    against TFLM and the integer reference and writes the firmware's model folder and the report:
+    the build's stages, which `python -m pipeline.build --keras/--tflite` reaches through here too.
 
     data: the representative rows, [rows, inputs...] (or (x, y): a target or label per row, which the
     check ignores); they calibrate a Keras model and judge both. float_model: the float model of
-    .tflite bytes (a Keras model object or a path), for the float-vs-int8 figures. Raises the build's
-    errors (one-line messages) where the command line would exit nonzero."""
-    from pipeline import build
+    .tflite bytes (a Keras model object or a path), for the float-vs-int8 figures. say: where the
+    build's lines go (quiet: nowhere, and nothing printed). Raises the build's errors (one-line
+    messages) where the command line would exit nonzero."""
+    from pipeline import build_args, stages
     out = Path(out)
     report_dir = Path(report_dir) if report_dir is not None else out.parent / "report"
-    with tempfile.TemporaryDirectory(prefix="tinyml-api-") as scratch:
-        where = Path(scratch)
-        argv = ["--out", str(out), "--report-dir", str(report_dir), "--engine", engine]
-        argv += list(_model_flag(model, where, "model"))
-        if float_model is not None:
-            argv += ["--float-model", _model_flag(float_model, where, "float")[1]]
-        if data is not None:
-            argv += ["--data", str(_csv(data, where / "data.csv"))]
-        if labels is not None:
-            argv += ["--labels", ",".join(labels)]
-        if input_range is not None:
-            argv += ["--input-range", repr(float(input_range[0])), repr(float(input_range[1]))]
-        if tolerance_lsb is not None:
-            argv += ["--tolerance-lsb", repr(float(tolerance_lsb))]
-        if not footprint:
-            argv.append("--no-footprint")
-        args = build.parse_args(argv)
-        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-            report = build.build(args, (lambda *a, **k: None) if quiet else print)
-    files = sorted(p for folder in (out, report_dir) for p in folder.iterdir() if p.name in build.BUILD_FILES)
+    argv = ["--out", str(out), "--report-dir", str(report_dir), "--engine", engine]
+    if labels is not None:
+        argv += ["--labels", ",".join(labels)]
+    if input_range is not None:
+        argv += ["--input-range", repr(float(input_range[0])), repr(float(input_range[1]))]
+    if tolerance_lsb is not None:
+        argv += ["--tolerance-lsb", repr(float(tolerance_lsb))]
+    argv += ["--per-channel"] * bool(per_channel) + ["--footprint" if footprint else "--no-footprint"]
+    args = build_args.parse_args(argv)
+    from pipeline.model import given
+    supplied = model if isinstance(model, given.Given) else _given(model, data, float_model)
+    if isinstance(model, given.Given) and (data is not None or float_model is not None):
+        raise ApiError("data and float_model come with the model already read (stages.read_given)")
+    # the given model's flags, for the argument checks the command line's would pass
+    args.keras, args.tflite = (supplied.source, None) if supplied.keras is not None else (None, supplied.source)
+    args.float_model = supplied.float_model[1] if supplied.float_model else None
+    if say is None and quiet:
+        with contextlib.redirect_stdout(io.StringIO()):
+            report = stages.build(args, lambda *a, **k: None, supplied)
+    else:
+        report = stages.build(args, say or print, supplied)
+    files = sorted(p for folder in (out, report_dir) for p in folder.iterdir() if p.name in stages.BUILD_FILES)
     return Deployment(out, report_dir, report, files)
 
 
-def _model_flag(model: Any, where: Path, stem: str) -> tuple[str, str]:
-    """The build's flag and file for a model: .tflite bytes or a Keras object saved to where, or a path."""
+def _given(model: Any, data: Any, float_model: Any) -> Any:
+    """The given.Given of Python objects: a Keras model, .tflite bytes, or a path to either; rows as an
+    array (or (x, y)); the float model of .tflite bytes as a Keras model or a path."""
+    from pipeline.model import given, load
     if isinstance(model, (bytes, bytearray, memoryview)):
-        path = where / f"{stem}.tflite"
-        if not path.exists():
-            path.write_bytes(bytes(model))
-        return "--tflite", str(path)
-    if isinstance(model, (str, Path)):
+        supplied = given.Given("model (.tflite bytes)", "model", "model (.tflite bytes)",
+                               int8=load.int8_file(bytes(model), "model (.tflite bytes)", "model (.tflite bytes)"))
+    elif isinstance(model, (str, Path)):
         path = Path(model)
-        return ("--tflite" if path.suffix == ".tflite" else "--keras"), str(path)
-    if hasattr(model, "save") and hasattr(model, "inputs"):
-        path = where / f"{stem}.keras"
-        if not path.exists():
-            model.save(path)
-        return "--keras", str(path)
-    raise ApiError(f"model: a Keras model, .tflite bytes or a path to either, not {type(model).__name__}")
-
-
-def _csv(data: np.ndarray | tuple[np.ndarray, np.ndarray], path: Path) -> Path:
-    """The rows as the build's CSV: each row's values flattened (an IMU window of 119 x 6 is 714
-    columns), then its target(s) or label when given."""
-    x, y = data if isinstance(data, tuple) else (data, None)
-    x = np.asarray(x, dtype=np.float64)
-    x = x.reshape(len(x), -1)
-    columns = [[repr(float(v)) for v in row] for row in x]
-    if y is not None:
-        y = np.asarray(y)
-        if len(y) != len(x):
-            raise ApiError(f"data: {len(x)} rows of inputs but {len(y)} targets")
-        targets = y.reshape(len(y), -1)
-        for row, target in zip(columns, targets):
-            row.extend(str(t) if targets.dtype.kind in "OUS" else repr(float(t)) for t in target)
-    path.write_text("".join(",".join(row) + "\n" for row in columns), encoding="utf-8")
-    return path
+        supplied = (given.Given(f"model {path}", path.stem, str(path), int8=load.read_tflite(path, "model"))
+                    if path.suffix == ".tflite" else
+                    given.Given(f"model {path}", path.stem, str(path), keras=load.load_keras(path, "model")))
+    elif hasattr(model, "save") and hasattr(model, "inputs"):
+        supplied = given.Given("model (a Keras model)", "model", "model (a Keras model)",
+                               keras=load.from_model(model, "model (a Keras model)"))
+    else:
+        raise ApiError(f"model: a Keras model, .tflite bytes or a path to either, not {type(model).__name__}")
+    if data is not None:
+        supplied.data = given.rows_of(data[0] if isinstance(data, tuple) else data, supplied.width, "data")
+    if float_model is not None:
+        if supplied.int8 is None:
+            raise ApiError("float_model goes with .tflite bytes or a .tflite path (a Keras model is its own float model)")
+        if isinstance(float_model, (str, Path)):
+            supplied.float_model = load.float_model(Path(float_model), supplied.width, "float_model")
+        else:
+            keras_float = load.from_model(float_model, "float_model (a Keras model)")
+            if keras_float.width != supplied.width:
+                raise ApiError(f"float_model: it takes {keras_float.width} inputs, the int8 model {supplied.width}")
+            supplied.float_model = (keras_float, "Keras model (float_model)")
+    return supplied

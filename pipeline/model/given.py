@@ -2,7 +2,9 @@
 rows it is calibrated and judged on, its class labels and its tolerance. No training arguments apply."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,6 +23,31 @@ class ArgumentError(BadInput, ValueError):
     """Arguments that do not fit the given model."""
 
 
+@dataclass
+class Given:
+    """A model trained elsewhere as objects: read from its files by the command line (stages.read_given),
+    or handed over by pipeline.api; the stages are the same either way."""
+
+    where: str
+    """What messages name it by: `--keras FILE.keras`, `--tflite FILE.tflite`, or the API's argument."""
+    name: str
+    """The model's name in its files (a file's stem)."""
+    source: str
+    """Where it came from, for the report: its path, or the API's argument."""
+    keras: Any = None
+    """A Keras model (load.KerasModel), or None."""
+    int8: Any = None
+    """An int8 flatbuffer taken as it is (load.Int8File), or None."""
+    data: data_stage.Dataset | None = None
+    """Its rows: calibration for a Keras model, and the rows both are judged on."""
+    float_model: tuple[Callable[[Any], Any], str] | None = None
+    """An int8 model's float model and its name, or None."""
+
+    @property
+    def width(self) -> int:
+        return self.keras.width if self.keras is not None else int(np.prod(self.int8.model.input.shape[1:]))
+
+
 def rows(path: Path, width: int) -> data_stage.Dataset:
     """--data for a given model: each row its `width` inputs, then optionally one target or label (unused)."""
     columns = data_stage.column_count(path)
@@ -30,6 +57,25 @@ def rows(path: Path, width: int) -> data_stage.Dataset:
         return data_stage.load_csv(path, 1, None)
     raise ArgumentError(f"--data {path}: {columns} column(s) a row; the model takes {width} input(s): give "
                         f"{width} columns (its inputs), or {width + 1} (its inputs, then a target or label, not used)")
+
+
+def rows_of(x: np.ndarray, width: int, source: str) -> data_stage.Dataset:
+    """Rows handed over as an array (pipeline.api): each row the model's `width` inputs, finite."""
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"{source}: not an array of numbers ({exc})") from None
+    if x.ndim == 0 or len(x) == 0 or x.size % len(x) or x.size // len(x) != width:
+        raise ArgumentError(f"{source}: rows of shape {x.shape[1:] if x.ndim else ()} ({x.size // max(len(x), 1) if x.ndim else 1} "
+                            f"values); the model takes {width} input(s) a row")
+    x = x.reshape(len(x), width)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        raise ArgumentError(f"{source}: row {row + 1}, input {column + 1} is {x[row, column]}, not a finite number")
+    names = tuple("x" if width == 1 else f"x{k + 1}" for k in range(width))
+    return data_stage.Dataset(x.astype(np.float32), np.zeros((len(x), 0), np.float32), source, names,
+                              (float(x.min()), float(x.max())))
 
 
 def judged_rows(data: data_stage.Dataset | None, width: int, input_range: tuple[float, float]) -> data_stage.Dataset:

@@ -163,22 +163,27 @@ class Int8File:
 
 
 def read_tflite(path: Path, flag: str = "--tflite") -> Int8File:
-    """A full-int8 flatbuffer, its bytes as they are; a float or dynamic-range one is refused, saying how to make one."""
+    """A full-int8 flatbuffer file, its bytes as they are (int8_file)."""
     _exists(path, flag)
-    data = path.read_bytes()
-    model = _parse(data, path, flag)
+    return int8_file(path.read_bytes(), f"{flag} {path}", str(path))
+
+
+def int8_file(data: bytes, where: str, source: str) -> Int8File:
+    """Full-int8 flatbuffer bytes (a file's, or handed to pipeline.api); a float or dynamic-range model
+    is refused, saying how to make a full-int8 one. where: what the messages name it by."""
+    model = _parse(data, where)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelFileError(f"{flag} {path}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
+        raise ModelFileError(f"{where}: the model has {len(model.inputs)} inputs and {len(model.outputs)} "
                             "outputs; the device takes one input tensor and gives one output tensor")
     for role, tensor in (("input", model.input), ("output", model.output)):
         if tensor.dtype != "INT8":
             kind, how = model_kind(model)
-            raise ModelFileError(f"{flag} {path}: its {role} tensor '{tensor.name}' is {tensor.dtype}, so it is {kind}; "
+            raise ModelFileError(f"{where}: its {role} tensor '{tensor.name}' is {tensor.dtype}, so it is {kind}; "
                                 f"the device runs full-int8 models (int8 input, activations and output) only: {how}")
         if tensor.scales.size != 1:
-            raise ModelFileError(f"{flag} {path}: its {role} tensor '{tensor.name}' has {tensor.scales.size} scales; "
+            raise ModelFileError(f"{where}: its {role} tensor '{tensor.name}' has {tensor.scales.size} scales; "
                                 "the device needs one (per-tensor) scale on input and output")
-    return Int8File(data, model, str(path))
+    return Int8File(bytes(data), model, source)
 
 
 _CONVERTER_ENDS = ("QUANTIZE", "DEQUANTIZE")
@@ -218,13 +223,13 @@ def model_kind(model: TfliteModel) -> tuple[str, str]:
     return "a float model", FULL_INT8_HOW
 
 
-def _parse(data: bytes, path: Path, flag: str) -> TfliteModel:
-    if data[4:8] != b"TFL3":
-        raise ModelFileError(f"{flag} {path}: not a TFLite flatbuffer (no TFL3 identifier at byte 4)")
+def _parse(data: bytes, where: str) -> TfliteModel:
+    if bytes(data[4:8]) != b"TFL3":
+        raise ModelFileError(f"{where}: not a TFLite flatbuffer (no TFL3 identifier at byte 4)")
     try:
-        return tflite_model.read(data)
+        return tflite_model.read(bytes(data))
     except tflite_model.ModelFormatError as exc:
-        raise ModelFileError(f"{flag} {path}: {exc}") from None
+        raise ModelFileError(f"{where}: {exc}") from None
 
 
 def float_model(path: Path, width: int, flag: str = "--float-model") -> tuple[FloatModel, str]:
@@ -238,7 +243,7 @@ def float_model(path: Path, width: int, flag: str = "--float-model") -> tuple[Fl
     if path.suffix != ".tflite":
         raise ModelFileError(f"{flag} {path}: expected FILE.keras or a float FILE.tflite")
     data = path.read_bytes()
-    parsed = _parse(data, path, flag)
+    parsed = _parse(data, f"{flag} {path}")
     if parsed.input.dtype != "FLOAT32" or parsed.output.dtype != "FLOAT32":
         raise ModelFileError(f"{flag} {path}: its input and output are {parsed.input.dtype} and "
                             f"{parsed.output.dtype}; the float model's must be FLOAT32")
