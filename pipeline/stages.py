@@ -312,8 +312,8 @@ def _given(args: argparse.Namespace, say, supplied: Any) -> _Model:
         refused = keras_ops.refusal(keras_model, tflm_ops.resolver_method, tflm_ops.TREE)
         if refused:  # before calibration, which can die natively on such a layer
             raise load.ModelFileError(f"{keras_model.source}: {refused}")
-        try:  # the data's rows calibrate; without data, the one input's range does
-            tflite = quantize.convert(keras_model.model, None if data is not None else input_range, args.per_channel,
+        try:  # as a trained model: the input box (which the check judges too) and the data's rows
+            tflite = quantize.convert(keras_model.model, input_range, args.per_channel,
                                       None if data is None else data.x, keras_model.input_shape)
         except Exception as exc:  # ConverterError, or a calibration failure inside the converter
             raise keras_model.conversion_error(exc) from None

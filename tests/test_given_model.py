@@ -143,13 +143,14 @@ def test_the_check_sweeps_the_input_space_bit_exact(built):
 
 
 def test_a_given_keras_model_takes_the_trained_models_stages(built, made, tmp_path):
-    """One build path: a given Keras model's int8 bytes are the one conversion's (quantize.convert,
-    calibrated on --data's rows, as a trained model's are on its training rows), and its check and
-    report come from the same check and writer as a trained model's (the same fields)."""
+    """One build path: a given Keras model's int8 model is the one conversion's (quantize.convert,
+    calibrated on the input box and --data's rows, as a trained model is on its range and training
+    rows), and its check and report come from the same check and writer as a trained model's."""
     from pipeline.model import load, quantize
     given = load.load_keras(made["keras"])
     rows = np.loadtxt(made["inputs"], delimiter=",", dtype=np.float64).astype(np.float32)
-    again = tflite_model.read(quantize.convert(given.model, None, False, rows, given.input_shape))
+    box = (float(rows.min()), float(rows.max()))
+    again = tflite_model.read(quantize.convert(given.model, box, False, rows, given.input_shape))
     deployed_model = tflite_model.read((built["keras"] / "model" / "model.tflite").read_bytes())
 
     def arithmetic(m: tflite_model.TfliteModel) -> list:
