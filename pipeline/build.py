@@ -7,8 +7,8 @@ import signal
 import sys
 
 from pipeline import api, build_args, cli
-from pipeline.build_args import UsageError, parse_args  # noqa: F401 (the command line's names)
-from pipeline.stages import BUILD_FILES, build, read_given, split, _data_lines, _imports, _input_range  # noqa: F401
+from pipeline.build_args import parse_args
+from pipeline.stages import _imports, build, read_given
 
 
 @cli.command

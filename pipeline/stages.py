@@ -256,7 +256,8 @@ def _trained(args: argparse.Namespace, say, lap, timings: dict[str, float]) -> _
     for warning in early:
         print(f"warning: {warning}", file=sys.stderr)
     center = data_stage.input_center(input_range)
-    trained = train.train(_shifted(dataset, center), config, None if args.quiet else train.progress_bar())
+    shifted = _shifted(dataset, center)  # what the model is trained and calibrated on
+    trained = train.train(shifted, config, None if args.quiet else train.progress_bar())
     lap("train")
     for step in trained.trajectory:
         say(f"  step {step['epoch']:3d}: w = {step['w']:.4f}, b = {step['b']:.4f}, loss = {step['loss']:.5f}")
@@ -274,7 +275,7 @@ def _trained(args: argparse.Namespace, say, lap, timings: dict[str, float]) -> _
     lap("explain")
 
     tflite = quantize.convert(trained.model, (input_range[0] - center, input_range[1] - center),
-                              per_channel=args.per_channel, rows=_shifted(dataset, center).x)
+                              per_channel=args.per_channel, rows=shifted.x)
     tfl = replace(tflite_model.read(tflite), input_center=center)
     quantize.require_int8_io(tfl)
     if args.engine == "tflm":
@@ -410,7 +411,7 @@ def _write(args: argparse.Namespace, sources: dict[str, bytes], report_files: di
     outputs.update(report_files)
     unlisted = sorted({path.name for path in outputs} - BUILD_FILES)
     if unlisted:  # a new output file must be listed, or a later build would leave it stale
-        raise AssertionError(f"build.BUILD_FILES lacks {', '.join(unlisted)}")
+        raise AssertionError(f"stages.BUILD_FILES lacks {', '.join(unlisted)}")
     for path in write_all(outputs, BUILD_FILES):
         print(f"wrote {_display(path)}")
 

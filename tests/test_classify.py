@@ -13,7 +13,7 @@ import pytest
 
 import refusals
 
-from pipeline import build, build_args
+from pipeline import build, build_args, stages
 from pipeline.int8 import oracle, quant, reference, tflite_model
 from pipeline.model import check, data, explain, quantize, train
 
@@ -155,7 +155,7 @@ def test_every_class_keeps_a_row_on_each_side():
 
 def test_split_keeps_lines_and_labels(tmp_path):
     d = data.load_csv(blobs_csv(tmp_path / "d.csv", per_class=20))
-    train_set, held = build.split(d, None, seed=0)
+    train_set, held = stages.split(d, None, seed=0)
     assert held.labels == train_set.labels == d.labels == ("blue", "green", "red")
     assert held.counts().tolist() == [4, 4, 4] and train_set.counts().tolist() == [16, 16, 16]
     assert sorted(held.lines.tolist() + train_set.lines.tolist()) == list(range(2, 62))
@@ -177,8 +177,8 @@ def test_class_weights_balance_an_unbalanced_set():
 
 def test_the_build_reports_task_classes_split_and_weights(tmp_path):
     d = data.load_csv(blobs_csv(tmp_path / "d.csv", per_class={"red": 60, "green": 30, "blue": 10}))
-    train_set, held = build.split(d, 0.2, seed=0)
-    lines = build._data_lines(d, train_set, held, 0.2)
+    train_set, held = stages.split(d, 0.2, seed=0)
+    lines = stages._data_lines(d, train_set, held, 0.2)
     assert lines[0] == (f"data: {d.source}: 100 rows, 2 input(s), 3 classes; task classify ({d.task_reason})")
     assert lines[1] == "classes (in sorted label order, the outputs' order): blue 10, green 30, red 60"
     assert lines[2].startswith("hold-out: 0.2 of each class, seed-chosen: 20 rows (2, 6, 12), training 80 rows "
@@ -190,7 +190,7 @@ def test_the_build_reports_task_classes_split_and_weights(tmp_path):
 @functools.cache
 def trained_blobs(folder: str, hidden: tuple[int, ...] = (8,), activation: str = "relu", epochs: int = 150):
     d = data.load_csv(blobs_csv(Path(folder) / f"blobs-{activation}.csv", per_class=40, spread=0.9))
-    train_set, held = build.split(d, None, seed=0)
+    train_set, held = stages.split(d, None, seed=0)
     config = train.TrainConfig(hidden, activation, epochs=epochs, lr=0.02, optimizer="adam", task="classify")
     result = train.train(train_set, config)
     tflite = quantize.convert(result.model, train_set.default_range)

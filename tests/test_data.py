@@ -14,7 +14,7 @@ import pytest
 
 import refusals
 
-from pipeline import build
+from pipeline import build, build_args, stages
 from pipeline.model import data
 
 
@@ -182,11 +182,11 @@ def test_a_given_range_must_contain_the_data_and_names_its_line(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("x,y\n# c\n1,2\n5,3\n")
     d = data.load_csv(path)
-    assert build._input_range(_range_args(), d) == (1.0, 5.0)
-    assert build._input_range(_range_args(0, 9), d) == (0.0, 9.0)
-    with pytest.raises(build.UsageError, match=rf"--input-range 0 3 does not contain the data: {re.escape(str(path))}:4 "
+    assert stages._input_range(_range_args(), d) == (1.0, 5.0)
+    assert stages._input_range(_range_args(0, 9), d) == (0.0, 9.0)
+    with pytest.raises(build_args.UsageError, match=rf"--input-range 0 3 does not contain the data: {re.escape(str(path))}:4 "
                                                r"has input 1 = 5 \(its row: 5\)"):
-        build._input_range(_range_args(0, 3), d)
+        stages._input_range(_range_args(0, 3), d)
 
 
 def test_constant_data_builds_with_a_given_range(tmp_path):
@@ -194,8 +194,8 @@ def test_constant_data_builds_with_a_given_range(tmp_path):
     path.write_text("3,1\n3,2\n")
     d = data.load_csv(path)
     with pytest.raises(data.DataError, match="every input is 3"):
-        build._input_range(_range_args(), d)
-    assert build._input_range(_range_args(0, 4), d) == (0.0, 4.0)
+        stages._input_range(_range_args(), d)
+    assert stages._input_range(_range_args(0, 4), d) == (0.0, 4.0)
 
 
 BAD_ARGUMENTS = [
@@ -270,7 +270,7 @@ def test_a_wide_row_outside_the_range_is_named_by_its_line_and_shown_short(tmp_p
     rows[2, 500] = 9.0
     np.savetxt(path, rows, delimiter=",", fmt="%g")
     d = data.load_csv(path)
-    with pytest.raises(build.UsageError) as refused:
-        build._input_range(_range_args(-1, 1), d)
+    with pytest.raises(build_args.UsageError) as refused:
+        stages._input_range(_range_args(-1, 1), d)
     assert str(refused.value) == (f"--input-range -1 1 does not contain the data: {path}:3 has input 501 = 9 (its row: "
                                   "0, 0, 0, 0, ... (714 values))")

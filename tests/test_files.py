@@ -86,7 +86,7 @@ def test_a_build_file_this_write_does_not_replace_is_removed(tmp_path: Path) -> 
 def test_the_report_folder_holds_the_last_builds_files_only(tmp_path: Path) -> None:
     """The seed's fit.png and loss.png, then a --tflite build that draws none: the report folder
     holds that build's report alone; every file a build writes is one it owns."""
-    from pipeline import build
+    from pipeline import build, stages
     out, report = tmp_path / "model", tmp_path / "report"
     common = ["-q", "--no-footprint", "--out", str(out), "--report-dir", str(report)]
     assert build.main(common + ["--epochs", "20"]) == 0
@@ -95,7 +95,7 @@ def test_the_report_folder_holds_the_last_builds_files_only(tmp_path: Path) -> N
     assert build.main(common + ["--tflite", str(ROOT / "firmware" / "model" / "model.tflite")]) == 0
     assert sorted(p.name for p in report.iterdir()) == ["report.json", "report.md"]
     assert (out / "NOTES.txt").read_text() == "mine"
-    assert {p.name for p in out.iterdir()} - {"NOTES.txt"} <= build.BUILD_FILES
+    assert {p.name for p in out.iterdir()} - {"NOTES.txt"} <= stages.BUILD_FILES
 
 
 def test_fallback_swap_and_its_recovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
